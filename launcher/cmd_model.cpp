@@ -7,6 +7,7 @@
 
 #include "launcher/command.h"
 #include "launcher/model_options.h"
+#include "launcher/text_commands.h"
 #include "runtime/engine.h"
 #include "runtime/error.h"
 #include "runtime/safetensors.h"
@@ -48,18 +49,26 @@ std::function<int()> logits_command(CLI::App& parent) {
 std::function<int()> generate_command(CLI::App& parent) {
   struct Opts {
     ModelOptions model;
-    std::string ids;
+    std::string ids, prompt;
     GenerateOptions gen;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* app = parent.add_subcommand("generate", "generate ids after a prompt of ids and print them");
+  CLI::App* app = parent.add_subcommand("generate", "generate after a prompt of ids (prints ids) or of text (prints text)");
   o->model.add(app);
-  app->add_option("--ids", o->ids, "comma-separated prompt token ids")->required();
+  CLI::Option* ids = app->add_option("--ids", o->ids, "comma-separated prompt token ids");
+  CLI::Option* prompt = app->add_option("--prompt", o->prompt, "prompt text (needs the tokenizer files; as `dsrt complete`)");
+  ids->excludes(prompt);
   app->add_option("--max-tokens", o->gen.max_tokens, "ids to generate at most")->check(CLI::NonNegativeNumber);
   app->add_option("--temperature", o->gen.sampling.temperature, "0 = greedy");
   app->add_option("--top-p", o->gen.sampling.top_p);
   app->add_option("--top-k", o->gen.sampling.top_k, "0 = no limit");
-  return [o] {
+  return [o, ids, prompt] {
+    if (!*ids && !*prompt) throw Error("generate: give --ids or --prompt");
+    if (*prompt) {
+      o->gen.sampling.seed = o->model.seed;
+      validate(o->gen.sampling);
+      return run_completion(o->model, o->prompt, false, "", [o](bool) { return o->gen; });
+    }
     set_log_level(o->model.log_level);
     std::vector<int32_t> ids = parse_ids(o->ids);
     o->gen.sampling.seed = o->model.seed;

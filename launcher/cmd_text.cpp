@@ -18,6 +18,7 @@
 
 #include "launcher/command.h"
 #include "launcher/model_options.h"
+#include "launcher/text_commands.h"
 #include "runtime/engine.h"
 #include "runtime/error.h"
 #include "runtime/reasoning.h"
@@ -200,6 +201,41 @@ std::function<int()> detokenize_command(CLI::App& parent) {
   };
 }
 
+}  // namespace
+
+int run_completion(const ModelOptions& model, const std::string& prompt, bool chat, const std::string& system,
+                   const std::function<GenerateOptions(bool r1)>& make_options) {
+  set_log_level(model.log_level);
+  TextAssets a = load_text_assets(model.model);
+  std::vector<int32_t> ids;
+  if (chat) {
+    ojson messages = ojson::array();
+    if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
+    messages.push_back({{"role", "user"}, {"content", prompt}});
+    ids = a.tokenizer.encode(render(a, messages));
+  } else {
+    ids = a.tokenizer.encode(prompt);
+    if (a.tokenizer_config.add_bos_token && a.bos_id && (ids.empty() || ids[0] != *a.bos_id)) ids.insert(ids.begin(), *a.bos_id);
+  }
+  if (ids.empty()) throw Error("--prompt: the prompt has no tokens");
+  const bool r1 = chat && a.chat.opens_thinking;
+  GenerateOptions gen = make_options(r1);
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (n + gen.max_tokens > a.max_position_embeddings)
+    throw Error(fmt::format("the prompt has {} tokens + --max-tokens {}: more than the context of {}", n, gen.max_tokens,
+                            a.max_position_embeddings));
+  Runtime rt(model, n + gen.max_tokens);
+  return rt.run([&] {
+    check_prompt(ids, rt.model->config().vocab_size);
+    ReplyPrinter out(a, chat, r1);
+    generate(*rt.coordinator, ids, gen, [&](int32_t id) { out.token(id); });
+    out.finish();
+    return 0;
+  });
+}
+
+namespace {
+
 std::function<int()> complete_command(CLI::App& parent) {
   struct Opts {
     ModelOptions model;
@@ -215,33 +251,8 @@ std::function<int()> complete_command(CLI::App& parent) {
   app->add_flag("--chat", o->chat, "the prompt is a user message, rendered with the chat template");
   app->add_option("--system", o->system, "with --chat: a system message first");
   return [o] {
-    set_log_level(o->model.log_level);
-    TextAssets a = load_text_assets(o->model.model);
-    std::vector<int32_t> ids;
-    if (o->chat) {
-      ojson messages = ojson::array();
-      if (!o->system.empty()) messages.push_back({{"role", "system"}, {"content", o->system}});
-      messages.push_back({{"role", "user"}, {"content", o->prompt}});
-      ids = a.tokenizer.encode(render(a, messages));
-    } else {
-      ids = a.tokenizer.encode(o->prompt);
-      if (a.tokenizer_config.add_bos_token && a.bos_id && (ids.empty() || ids[0] != *a.bos_id)) ids.insert(ids.begin(), *a.bos_id);
-    }
-    if (ids.empty()) throw Error("--prompt: the prompt has no tokens");
-    const bool r1 = o->chat && a.chat.opens_thinking;
-    GenerateOptions gen = o->sampling.make(r1, o->model.seed);
-    const int64_t n = static_cast<int64_t>(ids.size());
-    if (n + gen.max_tokens > a.max_position_embeddings)
-      throw Error(fmt::format("the prompt has {} tokens + --max-tokens {}: more than the context of {}", n, gen.max_tokens,
-                              a.max_position_embeddings));
-    Runtime rt(o->model, n + gen.max_tokens);
-    return rt.run([&] {
-      check_prompt(ids, rt.model->config().vocab_size);
-      ReplyPrinter out(a, o->chat, r1);
-      generate(*rt.coordinator, ids, gen, [&](int32_t id) { out.token(id); });
-      out.finish();
-      return 0;
-    });
+    return run_completion(o->model, o->prompt, o->chat, o->system,
+                          [o](bool r1) { return o->sampling.make(r1, o->model.seed); });
   };
 }
 

@@ -25,34 +25,51 @@ int32_t argmax(const float* x, int64_t n) {
 
 int32_t Sampler::sample(const float* logits, int64_t V, const SamplingParams& p) {
   if (p.temperature == 0.0f) return argmax(logits, V);
-  cand_.resize(V);
-  for (int64_t i = 0; i < V; ++i) cand_[i] = {logits[i] / p.temperature, static_cast<int32_t>(i)};
-  auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
-  int64_t n = V;
-  if (p.top_k > 0 && p.top_k < V) {
-    std::partial_sort(cand_.begin(), cand_.begin() + p.top_k, cand_.end(), by_logit);
-    n = p.top_k;
-  } else {
-    std::sort(cand_.begin(), cand_.end(), by_logit);
+  const float inv_t = 1.0f / p.temperature;
+  const float mx = logits[argmax(logits, V)] * inv_t;
+  const bool limit_k = p.top_k > 0 && p.top_k < V;
+  if (!limit_k && p.top_p >= 1.0f) {
+    // Plain temperature sampling: no candidate list, two passes over the logits.
+    double sum = 0;
+    for (int64_t i = 0; i < V; ++i) sum += std::exp(logits[i] * inv_t - mx);
+    double u = std::uniform_real_distribution<double>(0.0, sum)(rng_);
+    for (int64_t i = 0; i < V; ++i)
+      if ((u -= std::exp(logits[i] * inv_t - mx)) < 0) return static_cast<int32_t>(i);
+    return argmax(logits, V);  // rounding left u >= 0: the last candidate with mass
   }
-  // Softmax over the kept candidates (sorted, largest first).
-  const float mx = cand_[0].first;
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += (cand_[i].first = std::exp(cand_[i].first - mx));
-  if (p.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p
+  cand_.resize(V);
+  for (int64_t i = 0; i < V; ++i) cand_[i] = {logits[i] * inv_t, static_cast<int32_t>(i)};
+  auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  // The kept candidates are a prefix of the logits in descending order; sort only as long a
+  // prefix as needed (a full sort of a 129k vocabulary costs ~10 ms per token).
+  const int64_t n_max = limit_k ? p.top_k : V;
+  double total = 0;  // softmax mass over the first n_max candidates
+  if (limit_k) {
+    std::partial_sort(cand_.begin(), cand_.begin() + n_max, cand_.end(), by_logit);
+    for (int64_t i = 0; i < n_max; ++i) total += std::exp(cand_[i].first - mx);
+  } else {
+    for (int64_t i = 0; i < V; ++i) total += std::exp(cand_[i].first - mx);
+  }
+  int64_t n = n_max;
+  if (p.top_p < 1.0f) {  // the smallest prefix whose mass reaches top_p
+    int64_t sorted = limit_k ? n_max : 0;
     double acc = 0;
-    int64_t keep = n;
-    for (int64_t i = 0; i < n; ++i) {
-      acc += cand_[i].first / sum;
-      if (acc >= p.top_p) {
-        keep = i + 1;
+    for (int64_t i = 0;; ++i) {
+      if (i == n_max) break;
+      if (i == sorted) {  // grow the sorted prefix geometrically
+        const int64_t next = std::min(n_max, std::max<int64_t>(64, sorted * 4));
+        std::partial_sort(cand_.begin() + sorted, cand_.begin() + next, cand_.end(), by_logit);
+        sorted = next;
+      }
+      acc += std::exp(cand_[i].first - mx);
+      if (acc >= p.top_p * total) {
+        n = i + 1;
         break;
       }
     }
-    n = keep;
-    sum = 0;
-    for (int64_t i = 0; i < n; ++i) sum += cand_[i].first;
   }
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += (cand_[i].first = std::exp(cand_[i].first - mx));
   double u = std::uniform_real_distribution<double>(0.0, sum)(rng_);
   for (int64_t i = 0; i < n; ++i) {
     u -= cand_[i].first;

@@ -90,7 +90,7 @@ void Server::Impl::setup_routes() {
       if (int wait = limiter.acquire(req.remote_addr); wait > 0) {
         reply_error(res, ApiError(429, fmt::format("more than {} requests per minute from {}", cfg.requests_per_minute,
                                                    req.remote_addr),
-                                  "", "rate_limit_exceeded"));
+                                  "", "rate_limit_exceeded", "rate_limit_error"));
         res.set_header("Retry-After", std::to_string(wait));
         return httplib::Server::HandlerResponse::Handled;
       }
@@ -121,8 +121,12 @@ void Server::Impl::setup_routes() {
     spdlog::error("server: {} {}: {}", req.method, req.path, what);
     reply_error(res, ApiError(500, "internal error: " + what, "", "internal_error", "server_error"));
   });
-  http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+  // Counted as the response starts (its status is final then), so a client that reads
+  // /metrics right after a response sees it.
+  http.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     metrics.count_request(route_label(req.path), res.status);
+  });
+  http.set_logger([](const httplib::Request& req, const httplib::Response& res) {
     spdlog::debug("server: {}:{} {} {} -> {}", req.remote_addr, req.remote_port, req.method, req.path, res.status);
   });
 
@@ -212,6 +216,7 @@ int Server::start() {
   }
   if (s.port <= 0)
     throw Error(fmt::format("server: cannot listen on {}:{} (address in use or not local?)", s.cfg.host, s.cfg.port));
+  if (!s.http.widen_backlog(1024)) spdlog::warn("server: could not raise the listen backlog");
   s.started = true;
   s.thread = std::thread([&s] { s.http.listen_after_bind(); });
   // stop() only works once the accept loop runs.

@@ -314,8 +314,12 @@ bool Server::Impl::pump(Job& job, httplib::DataSink& sink) {
     }
     metrics.add_usage(job.prompt_tokens, usage["completion_tokens"].get<int64_t>(),
                       usage["completion_tokens_details"]["reasoning_tokens"].get<int64_t>());
-    metrics.observe_latency(seconds(Clock::now() - job.t0));
+    const double took = seconds(Clock::now() - job.t0);
+    metrics.observe_latency(took);
     job.complete = true;
+    spdlog::info("server: {} {}: {} choice(s), {} prompt + {} completion tokens, {:.3f} s{}", job.id,
+                 job.choices[0]->finish_reason(), job.choices.size(), job.prompt_tokens,
+                 usage["completion_tokens"].get<int64_t>(), took, job.error.empty() ? "" : ", error: " + job.error);
   }
   if (!out.empty() && !sink.write(out.data(), out.size())) return false;
   if (job.complete) sink.done();

@@ -17,6 +17,14 @@
 
 namespace dsrt {
 
+// httplib::Server listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed in the
+// library): a burst of connections overflows it, and with SYN cookies some are reset. listen()
+// again on the bound socket raises it.
+class HttpServer : public httplib::Server {
+ public:
+  bool widen_backlog(int backlog) { return ::listen(svr_sock_, backlog) == 0; }
+};
+
 struct Server::Impl {
   Impl(ServerConfig config, GenerationBackend& backend, const Tokenizer& tokenizer, ChatRenderer chat);
 
@@ -41,7 +49,7 @@ struct Server::Impl {
   ReasoningSyntax syntax;
   server::Metrics metrics;
   server::RateLimiter limiter;
-  httplib::Server http;
+  HttpServer http;
   std::thread thread;
   std::atomic<bool> stopping{false};
   std::atomic<int> open_streams{0};

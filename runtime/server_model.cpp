@@ -15,6 +15,7 @@ namespace dsrt {
 
 TextAssets load_text_assets(const std::string& model) {
   namespace fs = std::filesystem;
+  if (!fs::exists(model)) throw Error(fmt::format("{}: no such model directory", model));
   const fs::path dir = fs::is_directory(model) ? fs::path(model) : fs::path(model).parent_path();
   const std::string tok_json = (dir / "tokenizer.json").string(), tok_cfg = (dir / "tokenizer_config.json").string();
   if (!fs::exists(tok_json)) throw Error(fmt::format("{}: no tokenizer.json in the model directory", tok_json));

@@ -214,5 +214,37 @@ TEST(Sampler, GreedyTopKTopP) {
   EXPECT_NEAR(count[1] / 4000.0, std::exp(0.1) / (1 + std::exp(0.1)), 0.03);
 }
 
+// A vocabulary large enough that top_p keeps more than the first sorted prefix (64): the kept set
+// and the frequencies follow the softmax of the kept candidates, and plain sampling follows the
+// softmax of all.
+TEST(Sampler, LargeVocabularyFrequencies) {
+  const int64_t V = 5000;
+  std::vector<float> logits(V, -30.0f);
+  // 200 tokens share the mass equally, scattered over the vocabulary; one token has twice it.
+  for (int64_t i = 0; i < 200; ++i) logits[(i * 7919) % V] = 0.0f;
+  const int64_t big = (200 * 7919) % V;
+  logits[big] = std::log(2.0f);
+  auto frequencies = [&](SamplingParams p, int draws) {
+    Sampler s(7);
+    std::vector<int> count(V);
+    for (int i = 0; i < draws; ++i) ++count[s.sample(logits.data(), V, p)];
+    return count;
+  };
+  // top_p 0.45 of total mass 202 (90.9): the big token (2) + 89 of the tied ones.
+  std::vector<int> c = frequencies({1.0f, 0.45f, 0, 0}, 20000);
+  int kept = 0;
+  for (int64_t i = 0; i < V; ++i) kept += c[i] > 0;
+  EXPECT_GT(kept, 80);
+  EXPECT_LE(kept, 90);
+  EXPECT_NEAR(c[big] / 20000.0, 2.0 / 91.0, 0.006);
+  // No limit: every one of the 201 tokens appears; the rest (e^-30) practically never.
+  c = frequencies({1.0f, 1.0f, 0, 0}, 20000);
+  int seen = 0, low = 0;
+  for (int64_t i = 0; i < V; ++i) (logits[i] > -1.0f ? seen : low) += c[i] > 0;
+  EXPECT_EQ(seen, 201);
+  EXPECT_EQ(low, 0);
+  EXPECT_NEAR(c[big] / 20000.0, 2.0 / 202.0, 0.005);
+}
+
 }  // namespace
 }  // namespace dsrt

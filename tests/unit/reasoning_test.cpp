@@ -61,8 +61,9 @@ void expect_split_invariant(const std::string& text, bool inside) {
   for (const ReasoningDelta& d : pieces)
     for (const std::string* s : {&d.reasoning, &d.content})
       for (const std::string& tag : {kSyn.think_end, kCallsBegin})
-        if (whole.content.find(tag) == std::string::npos && whole.reasoning.find(tag) == std::string::npos)
+        if (whole.content.find(tag) == std::string::npos && whole.reasoning.find(tag) == std::string::npos) {
           EXPECT_EQ(partial_suffix(*s, tag), 0u) << "'" << *s << "' ends with part of " << tag;
+        }
 }
 
 TEST(Reasoning, PromptOpenedThinking) {

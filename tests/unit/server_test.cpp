@@ -1,4 +1,4 @@
-// The OpenAI-compatible server.
+// The OpenAI-compatible server and the text commands.
 //   Server.*      in-process, over a scripted backend: every bad-input case (status and error
 //                 body, nothing reaches the backend), health/ready/metrics, chat and completions
 //                 (streaming or not), reasoning split, tool calls, stop sequences, n > 1,
@@ -6,13 +6,18 @@
 //   ServeProcess.* `dsrt serve` subprocesses on loopback: a dummy model with DeepSeek's vocabulary
 //                 (isolation of 64 concurrent streams, KV cache freed on disconnect), the golden
 //                 tiny model (vocabulary smaller than the tokenizer's), and 2 ranks under mpirun.
+//   TextCommands.* dsrt tokenize / detokenize / complete / chat.
 #include "runtime/server.h"
 
 #include <gtest/gtest.h>
 
-#ifndef DSRT_HAVE_HTTP
-TEST(Server, NotBuilt) { GTEST_SKIP() << "dsrt was built without cpp-httplib (pkg-config cpp-httplib): no server"; }
-#else
+#include <filesystem>
+#include <fstream>
+
+#include "runtime/server_model.h"
+#include "unit/test_util.h"
+
+#ifdef DSRT_HAVE_HTTP
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -23,24 +28,119 @@ TEST(Server, NotBuilt) { GTEST_SKIP() << "dsrt was built without cpp-httplib (pk
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 #include <thread>
 
 #include <httplib.h>
+#endif
 
-#include "runtime/server_model.h"
-#include "unit/test_util.h"
+namespace dsrt {
+namespace {
 
+namespace fs = std::filesystem;
+
+// A model directory in the test temp dir: config.json (+ weights) and the DeepSeek tokenizer.
+std::string model_dir(const std::string& name, const nlohmann::json& config, const std::string& weights = "") {
+  const fs::path d = fs::path(::testing::TempDir()) / ("serve_" + name);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(fs::path(test::data_dir()) / "tokenizer" / f, d / f);
+  std::ofstream(d / "config.json") << config.dump(1);
+  if (!weights.empty()) fs::copy_file(weights, d / "model.safetensors");
+  return d.string();
+}
+
+nlohmann::json golden_config() {
+  std::ifstream in(test::data_dir() + "/golden/tiny-v3/config.json");
+  return nlohmann::json::parse(in);
+}
+
+// Tiny dimensions with DeepSeek-V3's vocabulary (129280, beyond the tokenizer's 128815).
+nlohmann::json dummy_config() {
+  nlohmann::json c = golden_config();
+  c.update({{"vocab_size", 129280}, {"hidden_size", 64}, {"intermediate_size", 128}, {"moe_intermediate_size", 32},
+            {"num_hidden_layers", 2}, {"first_k_dense_replace", 1}, {"num_attention_heads", 4}, {"num_key_value_heads", 4},
+            {"q_lora_rank", 32}, {"kv_lora_rank", 32}, {"qk_nope_head_dim", 16}, {"qk_rope_head_dim", 16},
+            {"v_head_dim", 16}, {"n_routed_experts", 8}, {"num_experts_per_tok", 2}, {"n_group", 4}, {"topk_group", 2},
+            {"max_position_embeddings", 4096}});
+  return c;
+}
+
+// The V3 template with the R1 generation prompt (opens <think>), in a model directory.
+void make_r1(const std::string& dir) {
+  const std::string path = dir + "/tokenizer_config.json";
+  std::ifstream in(path);
+  nlohmann::json c = nlohmann::json::parse(in);
+  std::string t = c["chat_template"];
+  const std::string from = "{{'<｜Assistant｜>'}}{% endif %}";
+  ASSERT_EQ(t.substr(t.size() - from.size()), from);
+  c["chat_template"] = t.substr(0, t.size() - from.size()) + "{{'<｜Assistant｜><think>\\n'}}{% endif %}";
+  std::ofstream(path) << c.dump(1);
+}
+
+std::string dsrt(const std::string& args) { return std::string(DSRT_BINARY) + " " + args; }
+
+TEST(TextCommands, TokenizeDetokenizeWithoutWeights) {
+  const std::string dir = model_dir("text", dummy_config());  // no weights in it
+  const Tokenizer tok = Tokenizer::from_file(dir + "/tokenizer.json");
+  test::RunResult r = test::run("printf 'Hello, world!' | " + dsrt("tokenize --model " + dir));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto ids = nlohmann::json::parse(r.output).get<std::vector<int32_t>>();
+  EXPECT_EQ(ids, tok.encode("Hello, world!"));
+  r = test::run("echo '" + nlohmann::json(ids).dump() + "' | " + dsrt("detokenize --model " + dir));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "Hello, world!");
+  r = test::run("echo '0, 19923 14' | " + dsrt("detokenize --skip-special-tokens --model " + dir + "/config.json"));
+  EXPECT_EQ(r.output, "Hello,");
+  // --chat: messages rendered with the generation prompt.
+  r = test::run("echo '[{\"role\": \"user\", \"content\": \"Hi\"}]' | " + dsrt("tokenize --chat --model " + dir));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(r.output).get<std::vector<int32_t>>(), tok.encode("<｜begin▁of▁sentence｜><｜User｜>Hi<｜Assistant｜>"));
+  // Errors: one line naming the problem.
+  r = test::run("echo 'nope' | " + dsrt("tokenize --chat --model " + dir));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("dsrt: error: stdin: not valid JSON"), std::string::npos) << r.output;
+  r = test::run("echo '[5, 999999]' | " + dsrt("detokenize --model " + dir));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  r = test::run("echo hi | " + dsrt("tokenize --model /nonexistent/dir"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("/nonexistent/dir"), std::string::npos) << r.output;
+}
+
+TEST(TextCommands, CompleteAndChat) {
+  const std::string dir = model_dir("text_r1", dummy_config());
+  make_r1(dir);
+  test::RunResult r = test::run_dsrt("complete --model " + dir + " --load-format dummy --prompt 'Once upon a time' --max-tokens 8 --log-level warn");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(r.output.empty());
+  // R1 chat: the reply starts inside <think>, shown under [reasoning].
+  r = test::run_dsrt("complete --chat --model " + dir + " --load-format dummy --prompt 'Hi' --max-tokens 8 --log-level warn");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind("[reasoning]\n", 0), 0u) << r.output;
+  r = test::run("printf 'Hello\n/reset\nHi again\n/exit\n' | " +
+                dsrt("chat --model " + dir + " --load-format dummy --max-tokens 6 --log-level warn"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("(conversation reset)"), std::string::npos) << r.output;
+  // A model whose vocabulary is smaller than the tokenizer's: a clear error.
+  const std::string tiny = model_dir("text_tiny", golden_config(), test::data_dir() + "/golden/tiny-v3/model.safetensors");
+  r = test::run_dsrt("complete --chat --model " + tiny + " --prompt 'Hi' --log-level warn");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("outside the model's vocabulary of 512 ids"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace dsrt
+
+#ifndef DSRT_HAVE_HTTP
+TEST(Server, NotBuilt) { GTEST_SKIP() << "dsrt was built without cpp-httplib (pkg-config cpp-httplib): no server"; }
+#else
 namespace dsrt {
 namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
-namespace fs = std::filesystem;
 
 // ---------------------------------------------------------------- clients
 
@@ -578,9 +678,9 @@ TEST(Server, ChatStreaming) {
 
 TEST(Server, StopSequences) {
   Harness h;
-  Reply r = post(h.port, "/v1/chat/completions", chat_body({{"seed", 5}, {"stop", {"STOP", "never"}}}));
+  Reply r = post(h.port, "/v1/chat/completions", chat_body({{"seed", 5}, {"stop", json::array({"STOP", "never"})}}));
   ASSERT_EQ(r.status, 200) << r.body;
-  const json& c = r.j()["choices"][0];
+  const json c = r.j()["choices"][0];
   EXPECT_EQ(c["message"]["content"], "The answer for seed 5 is 42. ");
   EXPECT_EQ(c["finish_reason"], "stop");
   EXPECT_LT(r.j()["usage"]["completion_tokens"].get<int64_t>(),
@@ -604,7 +704,7 @@ TEST(Server, SeveralChoices) {
   Harness h;
   Reply r = post(h.port, "/v1/chat/completions", chat_body({{"seed", 100}, {"n", 3}}));
   ASSERT_EQ(r.status, 200) << r.body;
-  const json& ch = r.j()["choices"];
+  const json ch = r.j()["choices"];
   ASSERT_EQ(ch.size(), 3u);
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(ch[i]["index"], i);
@@ -656,7 +756,7 @@ TEST(Server, Completions) {
   EXPECT_EQ(finish, "stop");
   // Chat logprobs.
   r = post(h.port, "/v1/chat/completions", chat_body({{"logprobs", true}, {"top_logprobs", 1}, {"max_tokens", 1}}));
-  const json& lp = r.j()["choices"][0]["logprobs"]["content"];
+  const json lp = r.j()["choices"][0]["logprobs"]["content"];
   ASSERT_EQ(lp.size(), 1u) << r.body;
   EXPECT_EQ(lp[0]["token"], " world");
   EXPECT_EQ(lp[0]["top_logprobs"].size(), 1u);
@@ -665,10 +765,11 @@ TEST(Server, Completions) {
 
 TEST(Server, ToolCalls) {
   Harness h(test_config(), v3_renderer(), [](uint64_t) { return "Checking." + kCallsBegin + kCall + kCallsEnd; });
-  json body = chat_body({{"tools", {{{"type", "function"}, {"function", {{"name", "get_weather"}, {"parameters", json::object()}}}}}}});
+  json tool = {{"type", "function"}, {"function", {{"name", "get_weather"}, {"parameters", json::object()}}}};
+  json body = chat_body({{"tools", json::array({tool})}});
   Reply r = post(h.port, "/v1/chat/completions", body);
   ASSERT_EQ(r.status, 200) << r.body;
-  const json& c = r.j()["choices"][0];
+  const json c = r.j()["choices"][0];
   EXPECT_EQ(c["finish_reason"], "tool_calls");
   EXPECT_EQ(c["message"]["content"], "Checking.");
   ASSERT_EQ(c["message"]["tool_calls"].size(), 1u);
@@ -702,7 +803,9 @@ TEST(Server, DisconnectCancels) {
     int fd = connect_loopback(h.port);
     ASSERT_GE(fd, 0);
     send_all(fd, raw_post("/v1/chat/completions", chat_body({{"stream", stream}}).dump()));
-    if (stream) EXPECT_NE(recv_until(fd, "data: ").find("data: "), std::string::npos);
+    if (stream) {
+      EXPECT_NE(recv_until(fd, "data: ").find("data: "), std::string::npos);
+    }
     EXPECT_TRUE(eventually([&] { return h.backend.active() == 1; }));
     close(fd);
     EXPECT_TRUE(eventually([&] { return h.backend.active() == 0; }, 5s)) << "stream " << stream;
@@ -786,12 +889,12 @@ class ServeProcess {
   ~ServeProcess() { stop(); }
   // The port, or -1 if it exited or did not get ready in time.
   int wait_ready(int timeout_s = 120) {
-    const std::regex ready("ready on http://127\\.0\\.0\\.1:([0-9]+)");
+    const std::string ready = "ready on http://127.0.0.1:";
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
     while (std::chrono::steady_clock::now() < deadline) {
-      std::smatch m;
       const std::string text = output();
-      if (std::regex_search(text, m, ready)) return std::stoi(m[1]);
+      if (size_t at = text.find(ready); at != std::string::npos && text.find(' ', at + ready.size()) != std::string::npos)
+        return std::atoi(text.c_str() + at + ready.size());
       int status;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
@@ -830,34 +933,6 @@ class ServeProcess {
   int exit_code_ = -1;
 };
 
-// A model directory: config.json (+ weights) and the DeepSeek tokenizer files.
-std::string model_dir(const std::string& name, const json& config, const std::string& weights = "") {
-  const fs::path d = fs::path(::testing::TempDir()) / ("serve_" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-    fs::copy_file(fs::path(test::data_dir()) / "tokenizer" / f, d / f);
-  std::ofstream(d / "config.json") << config.dump(1);
-  if (!weights.empty()) fs::copy_file(weights, d / "model.safetensors");
-  return d.string();
-}
-
-json golden_config() {
-  std::ifstream in(test::data_dir() + "/golden/tiny-v3/config.json");
-  return json::parse(in);
-}
-
-// Tiny dimensions with DeepSeek-V3's vocabulary (129280, beyond the tokenizer's 128815).
-json dummy_config() {
-  json c = golden_config();
-  c.update({{"vocab_size", 129280}, {"hidden_size", 64}, {"intermediate_size", 128}, {"moe_intermediate_size", 32},
-            {"num_hidden_layers", 2}, {"first_k_dense_replace", 1}, {"num_attention_heads", 4}, {"num_key_value_heads", 4},
-            {"q_lora_rank", 32}, {"kv_lora_rank", 32}, {"qk_nope_head_dim", 16}, {"qk_rope_head_dim", 16},
-            {"v_head_dim", 16}, {"n_routed_experts", 8}, {"num_experts_per_tok", 2}, {"n_group", 4}, {"topk_group", 2},
-            {"max_position_embeddings", 4096}});
-  return c;
-}
-
 std::string serve_args(const std::string& dir) {
   return std::string(DSRT_BINARY) + " serve --model " + dir + " --port 0 --log-level warn";
 }
@@ -871,11 +946,14 @@ TEST(ServeProcess, DummyModelIsolationAndCancel) {
   Reply r = get(port, "/health/ready");
   EXPECT_EQ(r.status, 200) << r.body;
 
-  // 64 concurrent streams with distinct seeds, each equal to the same request alone.
+  // 64 concurrent streams with distinct seeds, each equal to the same request alone. The
+  // logits of a batch differ from a lone sequence's in the last bits (GEMM vs GEMV order); the
+  // random model's distributions are nearly flat, where that can flip a sample at temperature
+  // 1, so the samples are drawn at 0.1 (still a different output for every seed).
   constexpr int kN = 64;
   auto body = [](int i, bool stream) {
     json b = {{"messages", {{{"role", "user"}, {"content", "Tell me a story."}}}}, {"max_tokens", 24},
-              {"temperature", 1.0}, {"seed", 1000 + i}};
+              {"temperature", 0.1}, {"seed", 1000 + i}};
     if (stream) b.update({{"stream", true}, {"stream_options", {{"include_usage", true}}}});
     return b;
   };
@@ -899,7 +977,7 @@ TEST(ServeProcess, DummyModelIsolationAndCancel) {
     ASSERT_GE(streamed_tokens[i], 1) << "stream " << i << " did not complete";
     Reply solo = post(port, "/v1/chat/completions", body(i, false));
     ASSERT_EQ(solo.status, 200) << solo.body;
-    const json& m = solo.j()["choices"][0];
+    const json m = solo.j()["choices"][0];
     EXPECT_EQ(streamed[i].content, m["message"]["content"]) << "request " << i;
     EXPECT_EQ(streamed[i].finish, m["finish_reason"]) << "request " << i;
     EXPECT_EQ(streamed_tokens[i], solo.j()["usage"]["completion_tokens"]) << "request " << i;
@@ -944,11 +1022,12 @@ TEST(ServeProcess, ModelVocabularySmallerThanTokenizer) {
   EXPECT_EQ(p.stop(), 0) << p.output();
 }
 
-TEST(ServeProcess, TwoRanks) {
+// Named for CI's MPI pattern ('Distributed'): run without LeakSanitizer, as Open MPI needs.
+TEST(ServeProcess, DistributedTwoRanks) {
   if (test::run("command -v mpirun", 10).exit_code != 0) GTEST_SKIP() << "mpirun not found";
   const std::string dir = model_dir("dummy2", dummy_config());
   const std::string cmd = "env " + test::mpirun_dsrt(2) + " serve --model " + dir +
-                          " --port 0 --log-level warn --load-format dummy --threads 1";
+                          " --port 0 --log-level info --load-format dummy --threads 1";
   ServeProcess p(cmd, dir + "/serve.log");
   const int port = p.wait_ready(180);
   ASSERT_GT(port, 0) << p.output();
@@ -961,7 +1040,9 @@ TEST(ServeProcess, TwoRanks) {
   Sse s = parse_sse(post(port, "/v1/chat/completions", b).body);
   EXPECT_TRUE(s.done);
   EXPECT_EQ(join_chat(s, 1).content, r.j()["choices"][1]["message"]["content"]);
-  EXPECT_EQ(p.stop(60), 0) << p.output();
+  // mpirun exits non-zero after forwarding SIGTERM; rank 0 must have stopped cleanly.
+  EXPECT_GE(p.stop(60), 0) << "killed: " << p.output();
+  EXPECT_NE(p.output().find("server: stopped"), std::string::npos) << p.output();
 }
 
 }  // namespace
