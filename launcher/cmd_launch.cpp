@@ -1,8 +1,12 @@
 // dsrt launch: start a dsrt subcommand on every rank of a topology through mpirun.
 //
-//   dsrt launch --topology FILE.yaml [--print] [--tp N] [--ep N] [--workdir DIR] -- <subcommand> <args...>
+//   dsrt launch --topology FILE.yaml [--print] [--tp N] [--ep N] [--workdir DIR] [--no-preflight]
+//               [--preflight-timeout S] -- <subcommand> <args...>
 //
-// Writes DIR/hostfile ("host slots=N" per node; no rankfile is needed: ppr mapping with
+// First a pre-flight (runtime/launch_preflight.h): every node that is not this machine must answer
+// the launch agent mpirun will use (`AGENT HOST true`, all at once, S seconds each), else one
+// error names each failed node and mpirun is never started. Then it
+// writes DIR/hostfile ("host slots=N" per node; no rankfile is needed: ppr mapping with
 // --rank-by slot puts ranks [n*R, (n+1)*R) on node n in hostfile order) and runs
 //
 //   mpirun -np W --hostfile DIR/hostfile --map-by ppr:R:node[:PE=T] --rank-by slot --bind-to core|none
@@ -10,7 +14,7 @@
 //          <this dsrt> <subcommand> --topology <FILE> [--tp N] [--ep N] <args...>
 //
 // through execvp, so mpirun's exit code and signals reach the caller. --print prints that line
-// (shell-quoted) instead.
+// (shell-quoted) instead, without the pre-flight.
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,6 +30,7 @@
 #include "launcher/command.h"
 #include "runtime/config.h"
 #include "runtime/error.h"
+#include "runtime/launch_preflight.h"
 #include "runtime/plan.h"
 #include "runtime/topology.h"
 
@@ -113,7 +118,8 @@ std::function<int()> launch_command(CLI::App& parent) {
   struct Opts {
     std::string topology, workdir, mpirun = "mpirun";
     int tp = 0, ep = 0;
-    bool print = false, no_check = false;
+    bool print = false, no_check = false, no_preflight = false;
+    double preflight_timeout = 6;
     std::vector<std::string> args;
   };
   auto o = std::make_shared<Opts>();
@@ -121,13 +127,22 @@ std::function<int()> launch_command(CLI::App& parent) {
       "launch", "run a dsrt subcommand on every rank of a topology with mpirun: dsrt launch --topology F.yaml -- "
                 "<subcommand> <args>");
   app->add_option("--topology", o->topology, "cluster topology YAML (cluster-configs/README.md)")->required();
-  app->add_flag("--print", o->print, "print the mpirun command line (shell-quoted) instead of running it");
+  app->add_flag("--print", o->print,
+                "print the mpirun command line (shell-quoted) instead of running it; nothing is started, so no "
+                "pre-flight either");
   app->add_option("--tp", o->tp, "override tensor_parallel; passed on to the subcommand")->check(CLI::PositiveNumber);
   app->add_option("--ep", o->ep, "override expert_parallel; passed on to the subcommand")->check(CLI::PositiveNumber);
   app->add_option("--workdir", o->workdir, "directory for the hostfile (default: a new /tmp/dsrt-launch-XXXXXX)");
   app->add_option("--mpirun", o->mpirun, "the mpirun to run")->capture_default_str();
   app->add_flag("--no-check", o->no_check,
                 "do not read the --model config to check divisibility and memory (plan) before starting");
+  app->add_flag("--no-preflight", o->no_preflight,
+                "start mpirun without first checking that every remote node answers the launch agent");
+  app->add_option("--preflight-timeout", o->preflight_timeout,
+                  "seconds each remote node gets to answer `AGENT HOST true` before mpirun starts (all nodes at once; "
+                  "the default keeps an unreachable node's error well within 10 s)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 600.0));
   app->add_option("command", o->args, "after --: the dsrt subcommand and its arguments")->required();
   return [o] {
     const std::vector<std::string>& args = o->args;
@@ -143,6 +158,17 @@ std::function<int()> launch_command(CLI::App& parent) {
     if (o->tp > 0 || o->ep > 0) apply_overrides(topo, o->tp, o->ep);
     const std::string checked = o->no_check ? "" : check_model(topo, args);
     const std::string agent = resolve_rsh_agent(topo);
+    for (size_t i = 0; i < topo.nodes.size(); ++i) validate_host(topo.nodes[i].host, topo.where(fmt::format("nodes.{}", i)));
+    if (!o->print && !o->no_preflight) {
+      // Inside a Slurm or PBS allocation mpirun starts its daemons through the resource manager,
+      // not an rsh agent (unless the topology names one): nothing to check the same way.
+      const bool managed = agent.empty() && (std::getenv("SLURM_JOB_ID") || std::getenv("PBS_JOBID"));
+      if (managed) {
+        spdlog::info("dsrt launch: no pre-flight inside a Slurm/PBS allocation (mpirun starts its daemons through it)");
+      } else if (const std::string ok = preflight(topo, agent, o->preflight_timeout); !ok.empty()) {
+        spdlog::info("dsrt launch: pre-flight: {}", ok);
+      }
+    }
 
     // The hostfile.
     fs::path dir;

@@ -10,6 +10,13 @@
 # The namespaces come from bench/netns-cluster.sh (`up N` or `run N -- ...`).
 #
 # Like ssh, the agent stays in the foreground until the command ends and exits with its code.
+# Like ssh's connect, it first needs an answer from HOST over the emulated network (a TCP
+# connection to HOST port 9; a refusal proves the node answers): a node whose link is down
+# (`netns-cluster.sh link-down`) is not reached, and after DSRT_NETNS_CONNECT_TIMEOUT seconds
+# (default 10; 0 skips the check) the agent prints
+#   rsh-agent.sh: cannot reach HOST (dsrt-nK): no answer over the emulated network within N s
+# and exits 255, as ssh does with ConnectTimeout. A HOST whose namespace does not exist fails at
+# once (exit 255, naming the namespace).
 # And like ssh with ServerAliveInterval, it notices a dead network path. The agent itself runs
 # in the root namespace, outside the emulated network, so without this a node cut off by
 # `netns-cluster.sh link-down` would look alive to mpirun until TCP gives up (~15 min of
@@ -77,6 +84,8 @@ fi
 
 timeout_s=${DSRT_NETNS_ALIVE_TIMEOUT:-15}
 case "$timeout_s" in ''|*[!0-9]*) echo "rsh-agent.sh: DSRT_NETNS_ALIVE_TIMEOUT='$timeout_s' is not a whole number of seconds" >&2; exit 255 ;; esac
+connect_s=${DSRT_NETNS_CONNECT_TIMEOUT:-10}
+case "$connect_s" in ''|*[!0-9]*) echo "rsh-agent.sh: DSRT_NETNS_CONNECT_TIMEOUT='$connect_s' is not a whole number of seconds" >&2; exit 255 ;; esac
 
 # The command, in the node's network namespace (and, by default, its own UTS namespace).
 run_in_node() {
@@ -88,10 +97,29 @@ run_in_node() {
   exec ${DSRT_NETNS_EXEC:-ip netns exec} "$ns" sh -c "$*"
 }
 
-# The liveness check needs bash (/dev/tcp), timeout, and HOST behind the emulated bridge (never
-# probe an address that would leave the machine).
-if [ "$timeout_s" -eq 0 ] || ! command -v bash >/dev/null 2>&1 || ! command -v timeout >/dev/null 2>&1 ||
-   ! ip -o route get "$addr" 2>/dev/null | grep -q " dev dsrt-br0 "; then
+# Does HOST answer over the emulated network within 1 s? (A refused connection is an answer.)
+answers() {
+  out=$(timeout 1 bash -c "exec 3<>/dev/tcp/$addr/9" 2>&1) || case "$out" in *refused*) true ;; *) false ;; esac
+}
+
+# The connect and liveness checks need bash (/dev/tcp), timeout, and HOST behind the emulated
+# bridge (never probe an address that would leave the machine).
+emulated=0
+if command -v bash >/dev/null 2>&1 && command -v timeout >/dev/null 2>&1 &&
+   ip -o route get "$addr" 2>/dev/null | grep -q " dev dsrt-br0 "; then
+  emulated=1
+fi
+if [ "$emulated" -eq 1 ] && [ "$connect_s" -gt 0 ]; then
+  start=$(date +%s)
+  until answers; do
+    if [ $(($(date +%s) - start)) -ge "$connect_s" ]; then
+      echo "rsh-agent.sh: cannot reach $host ($ns): no answer over the emulated network within $connect_s s (DSRT_NETNS_CONNECT_TIMEOUT); is its link down?" >&2
+      exit 255
+    fi
+    sleep 0.2 2>/dev/null || sleep 1
+  done
+fi
+if [ "$timeout_s" -eq 0 ] || [ "$emulated" -eq 0 ]; then
   run_in_node "$@"
 fi
 
@@ -140,7 +168,7 @@ child=$!
   last_ok=""
   while kill -0 "$child" 2>/dev/null; do
     now=$(date +%s)
-    if out=$(timeout 1 bash -c "exec 3<>/dev/tcp/$addr/9" 2>&1) || case "$out" in *refused*) true ;; *) false ;; esac; then
+    if answers; then
       last_ok=$now
     elif [ -n "$last_ok" ] && [ $((now - last_ok)) -ge "$timeout_s" ]; then
       echo "rsh-agent.sh: lost the connection to $host ($ns): no answer for $((now - last_ok)) s (DSRT_NETNS_ALIVE_TIMEOUT=$timeout_s); closing this machine's connections to $addr and killing the command there" >&2

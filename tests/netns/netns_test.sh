@@ -14,6 +14,12 @@
 #       watchdog must name rank 1 within the deadline + 5 s and the whole job (mpirun) must end
 #       non-zero within LINK_DOWN_LIMIT s (the deadline + the rsh agent's 15 s liveness timeout +
 #       slack); nothing may be left behind.
+#   netns_test.sh unreachable --dsrt DSRT --source SRC_DIR
+#       `dsrt launch ... -- logits ...` on the 2-node cluster with a node that cannot be reached,
+#       under the real rsh agent: (a) a topology naming 10.77.0.1 and 10.77.0.3 (no namespace
+#       plays 10.77.0.3), (b) netns-2node.yaml after `link-down 1` (10.77.0.2 exists but nothing
+#       answers). Each must exit != 0 within 10 s with one error naming that node and the cause,
+#       without starting mpirun (dsrt launch's pre-flight); nothing may be left behind.
 # Everything runs under `timeout`; the cluster is torn down by netns-cluster.sh's own trap, and
 # this script's trap stops the run (and so the cluster) if it is interrupted.
 set -u
@@ -29,7 +35,7 @@ while [ $# -gt 0 ]; do
     *) echo "netns_test.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
-[ -n "$dsrt" ] && [ -n "$src" ] || { echo "usage: netns_test.sh golden|link_down --dsrt DSRT [--tool TOOL] --source SRC" >&2; exit 2; }
+[ -n "$dsrt" ] && [ -n "$src" ] || { echo "usage: netns_test.sh golden|link_down|unreachable --dsrt DSRT [--tool TOOL] --source SRC" >&2; exit 2; }
 
 cluster=$src/bench/netns-cluster.sh
 topology=$src/cluster-configs/netns-2node.yaml
@@ -196,8 +202,62 @@ EOF
   echo "PASS netns_2node_link_down (watchdog after $(secs "$msg_ms") s, job ended after $(secs "$ms") s)"
   ;;
 
+unreachable)
+  limit_ms=10000
+  model=$src/tests/data/golden/tiny-v3
+  # netns-2node.yaml with its second node moved to 10.77.0.3, which `run 2` does not create.
+  sed -e 's/host: 10\.77\.0\.2,/host: 10.77.0.3,/' -e "s|rsh_agent: .*|rsh_agent: $src/cluster-configs/netns/rsh-agent.sh|" \
+    "$topology" >"$tmp/unreachable.yaml"
+  grep -q 'host: 10.77.0.3,' "$tmp/unreachable.yaml" || fail "could not write $tmp/unreachable.yaml from $topology"
+  # Inside the cluster each launch is timed on its own (the cluster's setup is not part of it) and
+  # bounded by timeout (a hang ends as code 124): "code ms" in NAME.result, its output in NAME.log.
+  cat >"$tmp/inner.sh" <<'INNER'
+#!/bin/bash
+tmp=$1 dsrt=$2 cluster=$3 topology=$4 model=$5
+timed() {
+  local name=$1 t0 rc
+  shift
+  t0=$(date +%s%N)
+  timeout -k 2 30 "$@" >"$tmp/$name.log" 2>&1
+  rc=$?
+  echo "$rc $((($(date +%s%N) - t0) / 1000000))" >"$tmp/$name.result"
+}
+timed missing "$dsrt" launch --topology "$tmp/unreachable.yaml" -- logits --model "$model" --ids 1,2,3 --out "$tmp/a.safetensors"
+"$cluster" link-down 1 || exit 1
+timed silent "$dsrt" launch --topology "$topology" -- logits --model "$model" --ids 1,2,3 --out "$tmp/b.safetensors"
+INNER
+  timeout -k 10 100 "$cluster" run 2 -- bash "$tmp/inner.sh" "$tmp" "$dsrt" "$cluster" "$topology" "$model" >"$log" 2>&1 &
+  run_pid=$!
+  wait "$run_pid"
+  rc=$?
+  run_pid=""
+  skip_if_unavailable "$rc"
+  [ "$rc" -eq 0 ] || fail "the run exited with code $rc"
+  # check_case NAME NODE HOST-REGEX CAUSE-REGEX
+  check_case() {
+    local name=$1 node=$2 host=$3 cause=$4 result code ms line
+    result=$(cat "$tmp/$name.result" 2>/dev/null) || fail "$name: no result (the launch did not run)"
+    code=${result% *} ms=${result#* }
+    echo "--- $name: dsrt launch exited with code $code after $(secs "$ms") s ---"
+    cat "$tmp/$name.log"
+    [ "$code" -ne 0 ] || fail "$name: dsrt launch exited 0"
+    [ "$code" -ne 124 ] && [ "$code" -ne 137 ] || fail "$name: dsrt launch was ended by timeout (code $code)"
+    [ "$ms" -le "$limit_ms" ] || fail "$name: dsrt launch took $(secs "$ms") s, more than $((limit_ms / 1000)) s"
+    line=$(grep -m1 '^dsrt: error: ' "$tmp/$name.log") || fail "$name: no 'dsrt: error:' line"
+    echo "$line" | grep -q "1 of 2 remote nodes did not answer" || fail "$name: the error does not say 1 of 2 remote nodes failed"
+    echo "$line" | grep -Eq "node $node \\($host, [^)]*\\): $cause" || fail "$name: the error does not name node $node ($host) with /$cause/"
+    echo "$line" | grep -q "rsh-agent.sh HOST true" || fail "$name: the error does not show the agent command"
+    ! grep -q 'node 0 (10.77.0.1' "$tmp/$name.log" || fail "$name: the reachable node 10.77.0.1 was reported"
+    ! grep -q 'ORTE\|orted' "$tmp/$name.log" || fail "$name: mpirun was started"
+  }
+  check_case missing 1 '10\.77\.0\.3' 'exit code 255: rsh-agent\.sh: network namespace dsrt-n2 \(for 10\.77\.0\.3\) does not exist'
+  check_case silent 1 '10\.77\.0\.2' 'no answer within 6 s'
+  check_clean
+  echo "PASS netns_2node_unreachable"
+  ;;
+
 *)
-  echo "netns_test.sh: unknown test '$mode' (golden | link_down)" >&2
+  echo "netns_test.sh: unknown test '$mode' (golden | link_down | unreachable)" >&2
   exit 2
   ;;
 esac
