@@ -3,7 +3,10 @@
 // thread counts; prefill reports GFLOP/s of the OpenBLAS path.
 //   bench_kernels --benchmark_filter='ReadBandwidth|Gemm/.*/1/'   (GEMV only)
 #include <benchmark/benchmark.h>
+#include <cblas.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -11,6 +14,7 @@
 
 #include "kernels/dtype.h"
 #include "kernels/gemm.h"
+#include "kernels/quant.h"
 #include "kernels/threadpool.h"
 #include "kernels/weight_view.h"
 
@@ -36,12 +40,26 @@ struct Weight {
   WeightView view;
 };
 
+ThreadPool* pool(int threads);
+
 // One [64 MB / (K * size), K] weight per dtype, built on first use.
 const WeightView& weight(DType dt) {
   static std::map<DType, Weight> cache;
   auto it = cache.find(dt);
   if (it != cache.end()) return it->second.view;
   Weight& w = cache[dt];
+  if (is_grouped(dt)) {  // I8 / I4: 64 MB of integers (+ one f32 scale per 32) quantized from f32
+    const int64_t N = kWeightBytes * 8 / (kK * dtype_bits(dt));
+    std::vector<float> f(N * kK);
+    uint64_t s = 42;
+    for (float& v : f) v = unit(s);
+    const QuantLayout l = quant_layout(dt, N, kK);
+    w.bytes.resize(l.data_bytes);
+    w.scales.resize(l.scale_rows * l.scale_ld);
+    w.view = quantize_view(WeightView{DType::F32, f.data(), N, kK, kK}, dt, kDefaultGroup, w.bytes.data(),
+                           w.scales.data(), pool(2));
+    return w.view;
+  }
   const int64_t es = static_cast<int64_t>(dtype_size(dt)), N = kWeightBytes / (kK * es);
   w.bytes.resize(kWeightBytes);
   uint64_t s = 42;
@@ -92,6 +110,37 @@ void BM_ReadBandwidth(benchmark::State& st) {
 }
 BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
+// The sum over buf[b, e) (the streaming read both bandwidth figures use).
+uint64_t sum_range(const std::vector<uint64_t>& buf, int64_t b, int64_t e) {
+  uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (int64_t i = b; i + 4 <= e; i += 4) s0 += buf[i], s1 += buf[i + 1], s2 += buf[i + 2], s3 += buf[i + 3];
+  return s0 + s1 + s2 + s3;
+}
+
+// Best of 5 streaming reads of 1 GB at this thread count, measured once per count: the peak the
+// GEMMs' frac_peak_bw counter divides by (bandwidth drifts between processes, so the ratio is
+// only meaningful within one run).
+double peak_read_bytes_per_s(int threads) {
+  static std::map<int, double> peak;
+  if (auto it = peak.find(threads); it != peak.end()) return it->second;
+  static std::vector<uint64_t> buf(kReadBytes / 8, 1);
+  const int64_t n = static_cast<int64_t>(buf.size());
+  std::vector<uint64_t> part(8);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (ThreadPool* p = pool(threads)) {
+      p->parallel_for(n, 1 << 16, [&](int64_t b, int64_t e, int t) { part[t] = sum_range(buf, b, e); });
+    } else {
+      part[0] = sum_range(buf, 0, n);
+    }
+    benchmark::DoNotOptimize(part.data());
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, kReadBytes / s);
+  }
+  return peak[threads] = best;
+}
+
 // Args: dtype, M, threads, isa. y[M, N] = x[M, K] · Wᵀ over a 64 MB weight.
 void BM_Gemm(benchmark::State& st) {
   const auto dt = static_cast<DType>(st.range(0));
@@ -110,7 +159,11 @@ void BM_Gemm(benchmark::State& st) {
     benchmark::DoNotOptimize(y.data());
   }
   set_isa(saved);
-  st.SetBytesProcessed(st.iterations() * w.bytes());
+  const int64_t scale_bytes = is_grouped(dt) ? w.rows * ((w.cols + 31) / 32) * 4 : 0;  // I8 / I4 group scales
+  st.SetBytesProcessed(st.iterations() * (w.bytes() + scale_bytes));
+  st.counters["frac_peak_bw"] = benchmark::Counter(
+      static_cast<double>(w.bytes()) * st.iterations() / peak_read_bytes_per_s(static_cast<int>(st.range(2))),
+      benchmark::Counter::kIsRate);
   st.counters["GFLOPS"] = benchmark::Counter(2.0 * M * w.rows * w.cols * st.iterations() / 1e9,
                                              benchmark::Counter::kIsRate);
   st.SetLabel(std::string(dtype_name(dt)) + " " + isa_name(isa) + " " +
@@ -119,15 +172,66 @@ void BM_Gemm(benchmark::State& st) {
 
 void gemm_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"dtype", "M", "threads", "isa"});
-  for (DType dt : {DType::F32, DType::BF16, DType::F8_E4M3})
+  for (DType dt : {DType::F32, DType::BF16, DType::F8_E4M3, DType::I8, DType::I4})
     for (int64_t M : {1, 8, 32})
       for (int64_t threads : {1, 2})
         for (Isa isa : {Isa::AVX512, Isa::AVX2})
           b->Args({static_cast<int64_t>(dt), M, threads, static_cast<int64_t>(isa)});
-  for (DType dt : {DType::F32, DType::BF16, DType::F8_E4M3})  // prefill: the sgemm path
+  for (DType dt : {DType::F32, DType::BF16, DType::F8_E4M3, DType::I8, DType::I4})  // prefill: the sgemm path
     b->Args({static_cast<int64_t>(dt), 128, 2, static_cast<int64_t>(best_isa())});
 }
 BENCHMARK(BM_Gemm)->Apply(gemm_args)->UseRealTime()->MinTime(0.3)->Unit(benchmark::kMillisecond);
+
+// ---- Compute peaks (kept apart from the dtype argument lists above) ----
+
+// Args: threads. f32 sgemm of OpenBLAS on 1024^3, split over our pool by columns as gemm.cpp
+// does (OpenBLAS itself single-threaded): the f32 compute peak the prefill path can reach.
+void BM_SgemmPeak(benchmark::State& st) {
+  constexpr int64_t n = 1024;
+  openblas_set_num_threads(1);
+  std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
+  ThreadPool* p = pool(static_cast<int>(st.range(0)));
+  auto body = [&](int64_t c0, int64_t c1, int) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, static_cast<int>(c1 - c0), n, 1.0f, a.data(), n,
+                b.data() + c0 * n, n, 0.0f, c.data() + c0, n);
+  };
+  for (auto _ : st) {
+    if (p) p->parallel_for(n, 64, body);
+    else body(0, n, 0);
+    benchmark::DoNotOptimize(c.data());
+  }
+  st.counters["GFLOPS"] = benchmark::Counter(2.0 * n * n * n * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_SgemmPeak)->Arg(1)->Arg(2)->UseRealTime()->MinTime(0.5)->Unit(benchmark::kMillisecond);
+
+// Args: M, threads. The prefill GEMM on a BF16 [7168, 2048] weight (28 MB, beyond the caches):
+// the AVX512_BF16 path when the CPU has it (label says which), else the sgemm path.
+void BM_PrefillBf16(benchmark::State& st) {
+  const int64_t M = st.range(0), N = 7168, K = 2048;
+  static std::vector<uint16_t> wb;
+  if (wb.empty()) {
+    wb.resize(N * K);
+    uint64_t s = 3;
+    for (auto& h : wb) h = f32_to_bf16(unit(s));
+  }
+  const WeightView w{DType::BF16, wb.data(), N, K, K};
+  std::vector<float> x(M * K), y(M * N);
+  uint64_t s = 9;
+  for (float& v : x) v = unit(s);
+  ThreadPool* p = pool(static_cast<int>(st.range(1)));
+  for (auto _ : st) {
+    gemm_nt(x.data(), K, M, w, y.data(), N, p);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["GFLOPS"] = benchmark::Counter(2.0 * M * N * K * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+  st.SetLabel(gemm_nt_rounds_x_to_bf16(w, M) ? "avx512_bf16" : "f32 path");
+}
+BENCHMARK(BM_PrefillBf16)
+    ->ArgNames({"M", "threads"})
+    ->ArgsProduct({{8, 16, 32, 128, 512}, {1, 2}})
+    ->UseRealTime()
+    ->MinTime(0.3)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -35,6 +35,24 @@ class Communicator {
                             const int64_t* recv_bytes, const int64_t* recv_offsets, const char* what) = 0;
   virtual void broadcast(void* data, int64_t bytes, int root, const char* what) = 0;
   virtual void barrier(const char* what) = 0;
+
+  // The same all_to_all_v started now and completed by wait_all_to_all_v(ticket), so a caller
+  // can compute while the bytes travel (micro-batch overlap). Until the wait, the buffers and
+  // the four count/offset arrays must stay valid and untouched (MPI reads the counts late).
+  // Every rank starts its exchanges in the same order; they may be waited in any order, and
+  // other collectives may run in between. At most kMaxPending exchanges are in flight. The wait
+  // runs under the same watchdog deadline as a blocking call. This default runs the blocking
+  // form at start (single rank: a copy).
+  static constexpr int kMaxPending = 4;
+  virtual int start_all_to_all_v(const void* send, const int64_t* send_bytes, const int64_t* send_offsets, void* recv,
+                                 const int64_t* recv_bytes, const int64_t* recv_offsets, const char* what) {
+    all_to_all_v(send, send_bytes, send_offsets, recv, recv_bytes, recv_offsets, what);
+    return 0;
+  }
+  virtual void wait_all_to_all_v(int ticket) {}
+  // Lets started exchanges advance: MPI moves rendezvous-sized messages only inside MPI calls,
+  // so a long computation calls this between pieces of work. Never blocks.
+  virtual void progress() {}
 };
 
 // The communicator of a process that is the whole job.

@@ -83,11 +83,12 @@ MpiCommunicator::MpiCommunicator(MPI_Comm owned, std::string name, uint64_t id)
   MPI_Group_translate_ranks(group, size_, local.data(), world_group, world_ranks_.data());
   MPI_Group_free(&group);
   MPI_Group_free(&world_group);
-  scounts_.resize(size_);
-  sdispls_.resize(size_);
-  rcounts_.resize(size_);
-  rdispls_.resize(size_);
+  ints_.resize(4 * size_);
   requests_.reserve(2 * size_);
+  for (Pending& p : pending_) {
+    p.ints.reserve(4 * size_);
+    p.requests.reserve(2 * size_);
+  }
   slot_ = wd.add_comm(id_, name_, world_ranks_);
 }
 
@@ -227,6 +228,16 @@ void MpiCommunicator::all_to_all_counts(const int64_t* send, int64_t* recv, cons
 void MpiCommunicator::all_to_all_v(const void* send, const int64_t* send_bytes, const int64_t* send_offsets,
                                    void* recv, const int64_t* recv_bytes, const int64_t* recv_offsets,
                                    const char* what) {
+  Scope scope(*this, Op::all_to_all_v, what);
+  const char* call = post_all_to_all_v(static_cast<const char*>(send), send_bytes, send_offsets,
+                                       static_cast<char*>(recv), recv_bytes, recv_offsets, what, ints_, requests_);
+  wait(static_cast<int>(requests_.size()), requests_.data(), call, what);
+}
+
+const char* MpiCommunicator::post_all_to_all_v(const char* send, const int64_t* send_bytes,
+                                               const int64_t* send_offsets, char* recv, const int64_t* recv_bytes,
+                                               const int64_t* recv_offsets, const char* what, std::vector<int>& ints,
+                                               std::vector<MPI_Request>& requests) {
   bool fits = true;  // MPI_Alltoallv takes int counts and displacements
   for (int r = 0; r < size_; ++r) {
     for (int64_t v : {send_bytes[r], send_offsets[r], recv_bytes[r], recv_offsets[r]}) {
@@ -234,43 +245,39 @@ void MpiCommunicator::all_to_all_v(const void* send, const int64_t* send_bytes, 
       fits &= v <= max_count_;
     }
   }
-  Scope scope(*this, Op::all_to_all_v, what);
-  if (!fits)
-    return all_to_all_v_p2p(static_cast<const char*>(send), send_bytes, send_offsets, static_cast<char*>(recv),
-                            recv_bytes, recv_offsets, what);
-  for (int r = 0; r < size_; ++r) {
-    scounts_[r] = static_cast<int>(send_bytes[r]);
-    sdispls_[r] = static_cast<int>(send_offsets[r]);
-    rcounts_[r] = static_cast<int>(recv_bytes[r]);
-    rdispls_[r] = static_cast<int>(recv_offsets[r]);
+  requests.clear();
+  if (fits) {
+    ints.resize(4 * size_);  // [scounts | sdispls | rcounts | rdispls]
+    int* sc = ints.data();
+    int *sd = sc + size_, *rc = sd + size_, *rd = rc + size_;
+    for (int r = 0; r < size_; ++r) {
+      sc[r] = static_cast<int>(send_bytes[r]);
+      sd[r] = static_cast<int>(send_offsets[r]);
+      rc[r] = static_cast<int>(recv_bytes[r]);
+      rd[r] = static_cast<int>(recv_offsets[r]);
+    }
+    requests.push_back(MPI_REQUEST_NULL);
+    check(MPI_Ialltoallv(send, sc, sd, MPI_BYTE, recv, rc, rd, MPI_BYTE, comm_, &requests.back()), "MPI_Ialltoallv",
+          what);
+    return "MPI_Ialltoallv";
   }
-  MPI_Request req;
-  check(MPI_Ialltoallv(send, scounts_.data(), sdispls_.data(), MPI_BYTE, recv, rcounts_.data(), rdispls_.data(),
-                       MPI_BYTE, comm_, &req),
-        "MPI_Ialltoallv", what);
-  wait(1, &req, "MPI_Ialltoallv", what);
-}
-
-// Counts or offsets beyond max_count_: point-to-point messages of at most max_count_ bytes, all
-// in flight together. Messages between two ranks arrive in order, so chunks match up.
-void MpiCommunicator::all_to_all_v_p2p(const char* send, const int64_t* send_bytes, const int64_t* send_offsets,
-                                       char* recv, const int64_t* recv_bytes, const int64_t* recv_offsets,
-                                       const char* what) {
+  // Counts or offsets beyond max_count_: point-to-point messages of at most max_count_ bytes, all
+  // in flight together. Messages between two ranks arrive in order, so chunks (and the messages
+  // of several started exchanges, posted in the same order on every rank) match up.
   if (send_bytes[rank_] != recv_bytes[rank_])
     throw std::invalid_argument("dsrt comm: all_to_all_v '" + std::string(what ? what : "") + "' sends " +
                                 std::to_string(send_bytes[rank_]) + " bytes to itself but receives " +
                                 std::to_string(recv_bytes[rank_]));
-  requests_.clear();
   auto post = [&](bool is_send, int peer, int64_t bytes, int64_t offset) {
     int64_t off = 0;
     do {
       const int c = static_cast<int>(std::min(bytes - off, max_count_));
-      requests_.push_back(MPI_REQUEST_NULL);
+      requests.push_back(MPI_REQUEST_NULL);
       if (is_send)
-        check(MPI_Isend(send + offset + off, c, MPI_BYTE, peer, kTagAllToAll, comm_, &requests_.back()), "MPI_Isend",
+        check(MPI_Isend(send + offset + off, c, MPI_BYTE, peer, kTagAllToAll, comm_, &requests.back()), "MPI_Isend",
               what);
       else
-        check(MPI_Irecv(recv + offset + off, c, MPI_BYTE, peer, kTagAllToAll, comm_, &requests_.back()), "MPI_Irecv",
+        check(MPI_Irecv(recv + offset + off, c, MPI_BYTE, peer, kTagAllToAll, comm_, &requests.back()), "MPI_Irecv",
               what);
       off += c;
     } while (off < bytes);
@@ -280,7 +287,55 @@ void MpiCommunicator::all_to_all_v_p2p(const char* send, const int64_t* send_byt
   for (int r = 0; r < size_; ++r)
     if (r != rank_ && send_bytes[r] > 0) post(true, r, send_bytes[r], send_offsets[r]);
   if (send_bytes[rank_] > 0) std::memmove(recv + recv_offsets[rank_], send + send_offsets[rank_], send_bytes[rank_]);
-  wait(static_cast<int>(requests_.size()), requests_.data(), "MPI_Isend/MPI_Irecv", what);
+  return "MPI_Isend/MPI_Irecv";
+}
+
+// Start takes the watchdog's sequence number (the rank has arrived at this exchange, so peers
+// waiting for it are not told it is missing) and leaves; the wait re-enters with that number.
+int MpiCommunicator::start_all_to_all_v(const void* send, const int64_t* send_bytes, const int64_t* send_offsets,
+                                        void* recv, const int64_t* recv_bytes, const int64_t* recv_offsets,
+                                        const char* what) {
+  int ticket = 0;
+  while (ticket < kMaxPending && pending_[ticket].used) ++ticket;
+  if (ticket == kMaxPending)
+    throw std::logic_error("dsrt comm: more than " + std::to_string(kMaxPending) + " all_to_all_v in flight on " +
+                           name_ + " ('" + (what ? what : "") + "')");
+  Pending& p = pending_[ticket];
+  Scope scope(*this, Op::all_to_all_v, what);
+  p.call = post_all_to_all_v(static_cast<const char*>(send), send_bytes, send_offsets, static_cast<char*>(recv),
+                             recv_bytes, recv_offsets, what, p.ints, p.requests);
+  p.used = true;
+  p.seq = seq_;
+  std::snprintf(p.what, sizeof(p.what), "%s", what ? what : "");
+  return ticket;
+}
+
+void MpiCommunicator::wait_all_to_all_v(int ticket) {
+  if (ticket < 0 || ticket >= kMaxPending || !pending_[ticket].used)
+    throw std::logic_error("dsrt comm: wait on an all_to_all_v that was not started (ticket " +
+                           std::to_string(ticket) + ")");
+  Pending& p = pending_[ticket];
+  p.used = false;  // also when the wait throws: the requests are dead with the job then
+  op_ = Op::all_to_all_v;
+  seq_ = p.seq;
+  Watchdog& wd = Watchdog::instance();
+  wd.resume(slot_, p.seq, Op::all_to_all_v, p.what);
+  struct Leave {
+    MpiCommunicator& c;
+    ~Leave() {
+      Watchdog::instance().leave();
+      c.op_ = Op::none;
+    }
+  } leave{*this};
+  wait(static_cast<int>(p.requests.size()), p.requests.data(), p.call, p.what);
+}
+
+void MpiCommunicator::progress() {
+  for (Pending& p : pending_) {
+    if (!p.used || p.requests.empty()) continue;
+    int done = 0;  // completed requests become MPI_REQUEST_NULL; errors surface in the wait
+    MPI_Testall(static_cast<int>(p.requests.size()), p.requests.data(), &done, MPI_STATUSES_IGNORE);
+  }
 }
 
 void MpiCommunicator::broadcast(void* data, int64_t bytes, int root, const char* what) {

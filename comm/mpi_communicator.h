@@ -48,6 +48,10 @@ class MpiCommunicator final : public Communicator {
                     const int64_t* recv_bytes, const int64_t* recv_offsets, const char* what) override;
   void broadcast(void* data, int64_t bytes, int root, const char* what) override;
   void barrier(const char* what) override;
+  int start_all_to_all_v(const void* send, const int64_t* send_bytes, const int64_t* send_offsets, void* recv,
+                         const int64_t* recv_bytes, const int64_t* recv_offsets, const char* what) override;
+  void wait_all_to_all_v(int ticket) override;
+  void progress() override;
 
   // The name in watchdog and error messages ("tp group").
   const std::string& name() const { return name_; }
@@ -65,8 +69,11 @@ class MpiCommunicator final : public Communicator {
   void wait(int n, MPI_Request* requests, const char* call, const char* what);
   void all_gather_chunked(const float* send, int64_t n, float* recv, const char* what);
   void reduce_scatter_chunked(const float* send, float* recv, int64_t n, const char* what);
-  void all_to_all_v_p2p(const char* send, const int64_t* send_bytes, const int64_t* send_offsets, char* recv,
-                        const int64_t* recv_bytes, const int64_t* recv_offsets, const char* what);
+  // Posts the exchange into `requests` (MPI_Ialltoallv with the int arrays, or point-to-point
+  // messages when a count or offset exceeds max_count_); returns the MPI call's name.
+  const char* post_all_to_all_v(const char* send, const int64_t* send_bytes, const int64_t* send_offsets, char* recv,
+                                const int64_t* recv_bytes, const int64_t* recv_offsets, const char* what,
+                                std::vector<int>& ints, std::vector<MPI_Request>& requests);
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
@@ -77,8 +84,18 @@ class MpiCommunicator final : public Communicator {
   Op op_ = Op::none;  // current operation and its sequence number, for error messages
   uint64_t seq_ = 0;
   std::vector<int> world_ranks_;
-  std::vector<int> scounts_, sdispls_, rcounts_, rdispls_;  // reused by all_to_all_v
-  std::vector<MPI_Request> requests_;                       // reused by the chunked paths
+  std::vector<int> ints_;                // [4 * size] counts and displacements of all_to_all_v
+  std::vector<MPI_Request> requests_;    // reused by the chunked paths
+  // Started exchanges: each keeps its own ints (MPI reads them until completion) and requests.
+  struct Pending {
+    bool used = false;
+    uint64_t seq = 0;  // the watchdog's sequence number taken at start
+    const char* call = "";
+    char what[64] = {};
+    std::vector<int> ints;
+    std::vector<MPI_Request> requests;
+  };
+  Pending pending_[kMaxPending];
 };
 
 }  // namespace dsrt::comm

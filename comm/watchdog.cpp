@@ -107,6 +107,16 @@ uint64_t Watchdog::enter(int slot, Op op, const char* what) {
   return cur_.seq;
 }
 
+void Watchdog::resume(int slot, uint64_t seq, Op op, const char* what) {
+  std::lock_guard lk(mutex_);
+  cur_.in_op = true;
+  cur_.slot = slot;
+  cur_.seq = seq;
+  cur_.op = op;
+  copy_str(cur_.what, sizeof(cur_.what), what);
+  cur_.since = Clock::now();
+}
+
 void Watchdog::leave() {
   std::lock_guard lk(mutex_);
   cur_.in_op = false;

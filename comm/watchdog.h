@@ -62,6 +62,9 @@ class Watchdog {
 
   // Enters collective #seq (returned; 1, 2, ... per communicator) of the slot's communicator.
   uint64_t enter(int slot, Op op, const char* what);
+  // Re-enters collective #seq taken by an earlier enter (the wait of a started all_to_all_v);
+  // the deadline counts from now.
+  void resume(int slot, uint64_t seq, Op op, const char* what);
   void leave();
   // Completes the requests with MPI_Testall and a spin-then-sleep backoff. Returns the MPI error
   // code; past the deadline (counted from enter) the job is ended and this does not return.

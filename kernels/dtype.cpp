@@ -112,14 +112,21 @@ uint8_t f32_to_fp8_e4m3(float f) {
   return sign | static_cast<uint8_t>((e << 3) | ((r >> 20) & 7));
 }
 
-size_t dtype_size(DType t) {
+int64_t dtype_bits(DType t) {
   switch (t) {
-    case DType::F32: return 4;
-    case DType::BF16: return 2;
-    case DType::F16: return 2;
-    case DType::F8_E4M3: return 1;
+    case DType::F32: return 32;
+    case DType::BF16: return 16;
+    case DType::F16: return 16;
+    case DType::F8_E4M3: return 8;
+    case DType::I8: return 8;
+    case DType::I4: return 4;
   }
-  throw std::invalid_argument("dtype_size: unknown dtype " + std::to_string(static_cast<int>(t)));
+  throw std::invalid_argument("dtype_bits: unknown dtype " + std::to_string(static_cast<int>(t)));
+}
+
+size_t dtype_size(DType t) {
+  if (t == DType::I4) throw std::invalid_argument("dtype_size: I4 elements are half a byte; use dtype_bits");
+  return static_cast<size_t>(dtype_bits(t) / 8);
 }
 
 const char* dtype_name(DType t) {
@@ -128,6 +135,8 @@ const char* dtype_name(DType t) {
     case DType::BF16: return "BF16";
     case DType::F16: return "F16";
     case DType::F8_E4M3: return "F8_E4M3";
+    case DType::I8: return "I8";
+    case DType::I4: return "I4";
   }
   return "?";
 }
@@ -137,7 +146,8 @@ WeightView WeightView::row_slice(int64_t first, int64_t count) const {
     throw std::out_of_range("WeightView::row_slice: rows [" + std::to_string(first) + ", " +
                             std::to_string(first + count) + ") of " + std::to_string(rows));
   WeightView v = *this;
-  v.data = static_cast<const char*>(data) + first * ld * static_cast<int64_t>(dtype_size(dtype));
+  // I4: ld is even (scale_error), so first * ld elements are whole bytes.
+  v.data = static_cast<const char*>(data) + dtype_bytes(dtype, first * ld);
   v.rows = count;
   v.row0 = row0 + first;
   return v;
@@ -147,11 +157,36 @@ WeightView WeightView::col_slice(int64_t first, int64_t count) const {
   if (first < 0 || count < 0 || first + count > cols)
     throw std::out_of_range("WeightView::col_slice: columns [" + std::to_string(first) + ", " +
                             std::to_string(first + count) + ") of " + std::to_string(cols));
+  // A group split between two views would need its scale twice and, for I4, half a byte.
+  if (is_grouped(dtype) && block_cols > 0 && (col0 + first) % block_cols != 0)
+    throw std::invalid_argument("WeightView::col_slice: " + std::string(dtype_name(dtype)) +
+                                " columns must start on a group boundary, but column " +
+                                std::to_string(col0 + first) + " of the parent is not a multiple of the group size " +
+                                std::to_string(block_cols));
   WeightView v = *this;
-  v.data = static_cast<const char*>(data) + first * static_cast<int64_t>(dtype_size(dtype));
+  v.data = static_cast<const char*>(data) + dtype_bytes(dtype, first);
   v.cols = count;
   v.col0 = col0 + first;
   return v;
+}
+
+std::string WeightView::scale_error() const {
+  auto grid = [&](int64_t need_cols) {
+    return !scale || block_rows <= 0 || block_cols <= 0 || row0 < 0 || col0 < 0 ||
+           scale_ld < (need_cols + block_cols - 1) / block_cols;
+  };
+  if (dtype == DType::F8_E4M3 && grid(col0 + cols)) return "F8_E4M3 view without a consistent scale grid";
+  if (!is_grouped(dtype)) return {};
+  const std::string d = dtype_name(dtype);
+  if (block_rows != 1 || (block_cols != 16 && block_cols != 32 && block_cols != 64))
+    return d + " view with groups of " + std::to_string(block_rows) + " x " + std::to_string(block_cols) +
+           "; groups are 1 x 16, 32 or 64";
+  if (grid(col0 + cols)) return d + " view without a consistent scale grid";
+  // The SIMD kernels decode 16 elements at a time inside one group.
+  if (col0 % 16) return d + " view starting at column " + std::to_string(col0) + ", not a multiple of 16";
+  if (dtype == DType::I4 && (ld % 2 || col0 % 2))
+    return "I4 view with odd ld " + std::to_string(ld) + " or column offset " + std::to_string(col0);
+  return {};
 }
 
 }  // namespace dsrt::kernels

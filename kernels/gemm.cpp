@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/gemm_bf16.h"
 #include "kernels/kernel_table.h"
 #include "kernels/threadpool.h"
 
@@ -22,7 +23,10 @@ std::atomic<int> g_isa{-1};
 
 const detail::KernelTable& table_for(Isa isa) {
   switch (isa) {
-    case Isa::AVX512: return detail::kAvx512Kernels;
+    case Isa::AVX512: {  // the same kernels; the int8 GEMVs use vpdpbusd where the CPU has it
+      static const bool vnni = (__builtin_cpu_init(), __builtin_cpu_supports("avx512vnni"));
+      return vnni ? detail::kAvx512VnniKernels : detail::kAvx512Kernels;
+    }
     case Isa::AVX2: return detail::kAvx2Kernels;
     case Isa::Scalar: break;
   }
@@ -38,6 +42,10 @@ constexpr int64_t kBlasMinM = 128;
 constexpr int64_t kMinMacsPerTask = int64_t{1} << 17;
 // Weight rows / columns per work unit of the streaming kernels.
 constexpr int64_t kNtUnit = 16, kNnUnit = 64;
+// From this many rows of x on, BF16 weights go to the vdpbf16ps GEMM when the CPU has it (and
+// the AVX-512 kernels are active): it rounds x to bf16 (gemm_bf16.h) and does twice the
+// multiply-adds per instruction of the f32 paths.
+constexpr int64_t kBf16MinM = 8;
 // Floats of f32 weight tile per thread on the BLAS path (1 MB: L2-sized).
 constexpr int64_t kTileFloats = int64_t{1} << 18;
 
@@ -79,10 +87,7 @@ void check_args(const char* fn, const WeightView& w, int64_t M, int64_t ldx, int
     fail("bad view [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "] ld " +
          std::to_string(w.ld));
   if (!w.data && w.rows > 0 && w.cols > 0) fail("view without data");
-  if (w.dtype == DType::F8_E4M3 &&
-      (!w.scale || w.block_rows <= 0 || w.block_cols <= 0 || w.row0 < 0 || w.col0 < 0 ||
-       w.scale_ld < ceil_div(w.col0 + w.cols, w.block_cols)))
-    fail("F8_E4M3 view without a consistent scale grid");
+  if (const std::string e = w.scale_error(); !e.empty()) fail(e);  // F8_E4M3, I8, I4 scales
   if (M < 0 || (M > 1 && ldx < xw) || (M > 1 && ldy < yw))
     fail("M " + std::to_string(M) + ", ldx " + std::to_string(ldx) + ", ldy " +
          std::to_string(ldy) + " for a [" + std::to_string(xw) + "] -> [" + std::to_string(yw) +
@@ -143,7 +148,36 @@ void blas_nn(const float* x, int64_t ldx, int64_t M, const WeightView& w, float*
   });
 }
 
+std::atomic<bool> g_bf16_activations{false};
+
+bool use_bf16_path(const WeightView& w, int64_t M) {
+  static const bool cpu = detail::bf16_dot_supported();
+  return g_bf16_activations.load(std::memory_order_relaxed) && cpu && w.dtype == DType::BF16 && M >= kBf16MinM && active_isa() == Isa::AVX512;
+}
+
+// y = x · Wᵀ with BF16 W: x rounded to bf16 once (rows split over the pool), then the weight
+// rows split over the pool in units of 16.
+void bf16_nt(const float* x, int64_t ldx, int64_t M, const WeightView& w, float* y, int64_t ldy,
+             ThreadPool* pool) {
+  const int64_t N = w.rows, K = w.cols, Kp = detail::bf16_padded(K);
+  thread_local std::vector<uint16_t> xb_buf;  // grows once, then reused
+  if (static_cast<int64_t>(xb_buf.size()) < M * Kp) xb_buf.resize(M * Kp);
+  uint16_t* xb = xb_buf.data();
+  run(pool, M, grain_for(K * 16), [&](int64_t b, int64_t e) {
+    detail::bf16_convert_rows(x + b * ldx, ldx, e - b, K, xb + b * Kp, Kp);
+  });
+  const auto* wd = static_cast<const uint16_t*>(w.data);
+  constexpr int64_t unit = 16;
+  run(pool, ceil_div(N, unit), grain_for(unit * K * M / 2), [&](int64_t b, int64_t e) {
+    detail::bf16_gemm_nt(xb, Kp, M, wd, w.ld, K, b * unit, std::min(N, e * unit), y, ldy);
+  });
+}
+
 }  // namespace
+
+bool gemm_nt_rounds_x_to_bf16(const WeightView& w, int64_t M) { return use_bf16_path(w, M); }
+void set_bf16_activations(bool on) { g_bf16_activations.store(on, std::memory_order_relaxed); }
+bool bf16_activations() { return g_bf16_activations.load(std::memory_order_relaxed); }
 
 namespace detail {
 const KernelTable& active_kernels() { return table_for(active_isa()); }
@@ -203,6 +237,7 @@ void gemm_nt(const float* x, int64_t ldx, int64_t M, const WeightView& w, float*
   if (M == 0 || N == 0) return;
   if (K == 0) return zero_rows(y, ldy, M, N);
   const detail::KernelTable& kt = detail::active_kernels();
+  if (use_bf16_path(w, M)) return bf16_nt(x, ldx, M, w, y, ldy, pool);
   if (M >= kBlasMinM) return blas_nt(x, ldx, M, w, y, ldy, pool, kt);
   run(pool, ceil_div(N, kNtUnit), grain_for(kNtUnit * K * M), [&](int64_t b, int64_t e) {
     kt.nt(x, ldx, M, w, b * kNtUnit, std::min(N, e * kNtUnit), y, ldy,

@@ -15,6 +15,16 @@ class ThreadPool;
 void gemm_nt(const float* x, int64_t ldx, int64_t M, const WeightView& w, float* y, int64_t ldy,
              ThreadPool* pool);
 
+// Whether gemm_nt(M rows, w) takes the AVX512_BF16 path, which rounds x to bf16 (relative
+// error up to 2^-8 per element; kernels/gemm_bf16.h): BF16 weights, M >= 8, AVX-512 active and
+// a CPU with AVX512_BF16, and only when enabled. Tests use it to pick their tolerance.
+bool gemm_nt_rounds_x_to_bf16(const WeightView& w, int64_t M);
+// Off by default: rounding activations to bf16 doubles the multiply-adds per instruction of
+// prefill but moves the tiny golden checkpoints' logits by more than their 2e-2 tolerance
+// (`--bf16-activations` turns it on for a run; bench/README.md has both speeds).
+void set_bf16_activations(bool on);
+bool bf16_activations();
+
 // y[M, N] = x[M, K] · W with W = [K, N] (K = w.rows, N = w.cols). Overwrites y.
 void gemm_nn(const float* x, int64_t ldx, int64_t M, const WeightView& w, float* y, int64_t ldy,
              ThreadPool* pool);

@@ -56,6 +56,88 @@ struct V256 {
       return _mm256_cvtph_ps(h);
     }
   }
+
+  // 8 int8 or 8 packed nibbles (4 bytes, element 2i low in byte i, stored q + 8) as f32.
+  template <DType D>
+  static reg load_q(const void* p) {
+    __m128i q;
+    if constexpr (D == DType::I8) {
+      q = _mm_loadl_epi64(static_cast<const __m128i*>(p));
+    } else {
+      int32_t v;
+      std::memcpy(&v, p, 4);
+      const __m128i b = _mm_cvtsi32_si128(v), m = _mm_set1_epi8(15);
+      const __m128i lo = _mm_and_si128(b, m), hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
+      q = _mm_sub_epi8(_mm_unpacklo_epi8(lo, hi), _mm_set1_epi8(8));
+    }
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+  }
+
+  // ---- int8-activation path (simd_kernels.h, nt_qx): 32 bytes = 8 int32 lanes ----
+  // No AVX-VNNI assumed: vpmaddubsw (u8 x s8 pairs to s16) + vpmaddwd (pairs to s32).
+  using ireg = __m256i;
+  static constexpr int nt_rows_q(int mb) { return mb == 1 ? 4 : 2; }
+  static ireg loadi(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+  static void storei(void* p, ireg v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
+  static reg abs(reg v) { return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF))); }
+  static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
+  static float reduce_max(reg v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+  }
+  static reg cvt(ireg v) { return _mm256_cvtepi32_ps(v); }
+  // W floats rounded to nearest-even int8 (|v| <= 127 here) at p.
+  static void store_q(void* p, reg v) {
+    const __m256i i = _mm256_cvtps_epi32(v);
+    const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+    _mm_storel_epi64(static_cast<__m128i*>(p), _mm_packs_epi16(h, h));
+  }
+  // I4 activation layout: each 32 bytes as even elements, then odd ones (see prep_w).
+  static ireg deinterleave(ireg v) {
+    const ireg even_odd = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,
+                                           0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    return _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, even_odd), _MM_SHUFFLE(3, 1, 2, 0));
+  }
+  // 32 weights. I4: 16 bytes of nibbles as q + 8 (0..15), low nibbles (even elements) in bytes
+  // 0-15, high ones in 16-31 (x is stored in that order). I8: as stored.
+  template <DType D>
+  static ireg prep_w(const void* p) {
+    if constexpr (D == DType::I4) {
+      const __m128i b = _mm_loadu_si128(static_cast<const __m128i*>(p)), m = _mm_set1_epi8(15);
+      return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+    } else {
+      return loadi(p);
+    }
+  }
+  // Per lane, minus 8 times the sum of the lane's 4 activations (the I4 bias); I8 needs none.
+  template <DType D>
+  static ireg ncorr(ireg x) {
+    if constexpr (D == DType::I8) return _mm256_setzero_si256();
+    else return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), x), _mm256_set1_epi16(-1));
+  }
+  // Exact sum of each lane's 4 products. I8: |w| * (x with w's sign), so vpmaddubsw's pair sums
+  // stay below 2^15 (|w|, |x| <= 127).
+  template <DType D>
+  static ireg idot(ireg nc, ireg w, ireg x) {
+    const ireg ones = _mm256_set1_epi16(1);
+    if constexpr (D == DType::I8)
+      return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones);
+    else
+      return _mm256_add_epi32(nc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones));
+  }
+  // Lane l gets s[idx[l]] (NG scales at s, one per group of the 32 elements).
+  template <int NG>
+  static reg expand(const float* s, ireg idx) {
+    if constexpr (NG == 1) {
+      return _mm256_set1_ps(*s);
+    } else {
+      static_assert(NG == 2, "32 elements hold at most 2 groups of 16");
+      const __m128 v = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s)));
+      return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), idx);
+    }
+  }
 };
 
 }  // namespace

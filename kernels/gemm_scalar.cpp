@@ -10,9 +10,9 @@ namespace {
 
 constexpr int64_t kChunk = 256;  // columns decoded at a time
 
-// out[i] = w(r, c0 + i) for i < n, with the fp8 block scale applied.
+// out[i] = w(r, c0 + i) for i < n, with the fp8 block scale or the int group scale applied.
 void decode(const WeightView& w, int64_t r, int64_t c0, int64_t n, float* out) {
-  const int64_t off = r * w.ld + c0;
+  const int64_t off = r * w.ld + c0;  // in elements (I4: even ld, so row r starts on a byte)
   switch (w.dtype) {
     case DType::F32: {
       const float* p = static_cast<const float*>(w.data) + off;
@@ -37,6 +37,22 @@ void decode(const WeightView& w, int64_t r, int64_t c0, int64_t n, float* out) {
         const int64_t end = std::min(n, i + (c / w.block_cols + 1) * w.block_cols - c);
         const float s = srow[c / w.block_cols];
         for (; i < end; ++i) out[i] = kFp8ToF32[p[i]] * s;
+      }
+      return;
+    }
+    case DType::I8: {
+      const int8_t* p = static_cast<const int8_t*>(w.data) + off;
+      const float* srow = fp8_scale_row(w, r);
+      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(p[i]) * srow[(w.col0 + c0 + i) / w.block_cols];
+      return;
+    }
+    case DType::I4: {
+      const uint8_t* p = static_cast<const uint8_t*>(w.data);
+      const float* srow = fp8_scale_row(w, r);
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t e = off + i;  // element 2j in the low nibble of byte j
+        const int q = ((p[e / 2] >> (4 * (e & 1))) & 15) - 8;
+        out[i] = static_cast<float>(q) * srow[(w.col0 + c0 + i) / w.block_cols];
       }
       return;
     }

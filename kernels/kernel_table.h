@@ -1,10 +1,10 @@
 #pragma once
 // Internal to kernels/: the per-ISA entry points behind gemm.h and ops.h. One table per
-// instruction set (gemm_scalar.cpp, gemm_avx2.cpp, gemm_avx512.cpp); gemm.cpp picks one at run
-// time. ISA translation units include only this header, <cstring> and <immintrin.h>, keep their
-// code in anonymous namespaces and call no inline function with external linkage (such as
-// WeightView::bytes), so the linker can never pick an AVX copy of a function shared with the rest
-// of the program.
+// instruction set (gemm_scalar.cpp, gemm_avx2.cpp, gemm_avx512.cpp and its VNNI build
+// gemm_avx512_vnni.cpp); gemm.cpp picks one at run time. ISA translation units include only
+// this header, <cstring> and <immintrin.h>, keep their code in anonymous namespaces and call no
+// inline function with external linkage (such as WeightView::bytes), so the linker can never
+// pick an AVX copy of a function shared with the rest of the program.
 #include <cstdint>
 
 #include "kernels/weight_view.h"
@@ -20,7 +20,7 @@ struct KernelTable {
   // scratch: kNnStripFloats floats the kernel may overwrite.
   void (*nn)(const float* x, int64_t ldx, int64_t M, const WeightView& w, int64_t j0, int64_t j1,
              float* y, int64_t ldy, float* scratch);
-  // out[c] = w(r, c) for c < w.cols, block scale applied.
+  // out[c] = w(r, c) for c < w.cols, block or group scale applied.
   void (*dequant_row)(const WeightView& w, int64_t r, float* out);
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);
@@ -29,6 +29,7 @@ struct KernelTable {
 extern const KernelTable kScalarKernels;
 extern const KernelTable kAvx2Kernels;
 extern const KernelTable kAvx512Kernels;
+extern const KernelTable kAvx512VnniKernels;  // the AVX-512 code with vpdpbusd (CPU with VNNI)
 
 // The table of the active ISA (gemm.cpp).
 const KernelTable& active_kernels();
@@ -44,11 +45,22 @@ static inline int64_t nt_tile_rows(int64_t K) {
   const int64_t r = K > 0 ? 65536 / K : 64;
   return (r < 8 ? 8 : r > 64 ? 64 : r) / 8 * 8;
 }
-static inline int64_t nt_scratch_floats(int64_t K) { return (kNtDirectMaxM + nt_tile_rows(K)) * K; }
+// Up to this many rows of x, the SIMD gemm_nt kernels for I8 / I4 weights (whose view starts
+// on a group) round each row of x to int8 with one f32 scale per group of the weight's G
+// elements, q = nearest-even(x * (127 / max|x|)), scale max|x| / 127, and sum exact integer
+// dot products per group, one f32 multiply-add per group with both scales. A group of x with a
+// NaN or an infinity gets a NaN scale. Beyond it (and in the scalar kernels) x stays f32.
+constexpr int64_t kNtQuantMaxM = 32;
+// That int8 copy of x: kNtQuantMaxM rows of K padded to 64 bytes, plus a scale per 16.
+static inline int64_t nt_qx_floats(int64_t K) { return kNtQuantMaxM * (K + 64) * 5 / 16; }
+static inline int64_t nt_scratch_floats(int64_t K) {
+  const int64_t tile = (kNtDirectMaxM + nt_tile_rows(K)) * K, qx = nt_qx_floats(K);
+  return tile > qx ? tile : qx;
+}
 // gemm_nn kernels decode a [K, tile width] strip to f32 for many rows of x when it fits here.
 constexpr int64_t kNnStripFloats = 65536;
 
-// Scale row of w for view row r (F8_E4M3 only); index it with (w.col0 + c) / w.block_cols.
+// Scale row of w for view row r (F8_E4M3, I8, I4); index it with (w.col0 + c) / w.block_cols.
 static inline const float* fp8_scale_row(const WeightView& w, int64_t r) {
   return w.scale + ((w.row0 + r) / w.block_rows) * w.scale_ld;
 }

@@ -4,6 +4,7 @@
 //   reg, W (lanes), zero, set1, loadu, storeu, add, mul, fmadd, reduce,
 //   load_w<D, Exact>(p): W weights of dtype D as f32 (F8_E4M3 as value * 2^-8, see
 //     kFp8Unscale; with Exact = false the two NaN codes may decode as numbers),
+//   load_q<D>(p): W integers of I8 / I4 (unscaled) as f32,
 //   fp8_nan_free(p): no NaN code among the kNanSpan fp8 bytes at p,
 //   nt_rows(mb): weight rows per register block when mb rows of x share each weight vector,
 //   kNnVecs: vectors of columns per gemm_nn register block.
@@ -16,7 +17,19 @@ namespace dsrt::kernels::detail {
 namespace {
 
 template <DType D>
-constexpr int64_t kElemSize = D == DType::F32 ? 4 : D == DType::F8_E4M3 ? 1 : 2;
+constexpr int64_t kElemSize = D == DType::F32 ? 4 : D == DType::BF16 || D == DType::F16 ? 2 : 1;
+template <DType D>
+constexpr bool kGrouped = D == DType::I8 || D == DType::I4;
+// Bytes before element n of a row (I4: two per byte; n is even wherever a vector starts).
+template <DType D>
+constexpr int64_t byte_off(int64_t n) {
+  return D == DType::I4 ? n / 2 : n * kElemSize<D>;
+}
+// Bytes holding n elements (I4: the last byte may be half used).
+template <DType D>
+constexpr int64_t byte_len(int64_t n) {
+  return D == DType::I4 ? (n + 1) / 2 : n * kElemSize<D>;
+}
 // load_w decodes e4m3 as a (denormal-free) f16 worth value * 2^-8; the block scale undoes it.
 constexpr float kFp8Unscale = 256.0f;
 
@@ -102,13 +115,83 @@ void nt_group(const float* x, int64_t ldx, const WeightView& w, int64_t n, float
     for (int m = 0; m < MB; ++m) y[m * ldy + n + r] = V::reduce(acc[r][m]);
 }
 
+template <DType D>
+inline const char* q_row(const WeightView& w, int64_t r) {
+  return static_cast<const char*>(w.data) + byte_off<D>(r * w.ld);
+}
+
+// I8 / I4 form of nt_group: each weight vector lies inside one group (G and col0 are multiples
+// of 16), so it is decoded and multiplied by its row's group scale before the FMAs.
+template <class V, DType D, int R, int MB>
+void nt_group_q(const float* x, int64_t ldx, const WeightView& w, int64_t n, float* y,
+                int64_t ldy) {
+  using reg = typename V::reg;
+  constexpr int W = V::W;
+  const int64_t K = w.cols, G = w.block_cols;
+  const char* rp[R];
+  const float* sp[R];
+  const float* xs[MB];
+  reg acc[R][MB];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    rp[r] = q_row<D>(w, n + r);
+    sp[r] = fp8_scale_row(w, n + r);
+#pragma GCC unroll 16
+    for (int m = 0; m < MB; ++m) acc[r][m] = V::zero();
+  }
+#pragma GCC unroll 16
+  for (int m = 0; m < MB; ++m) xs[m] = x + m * ldx;
+  auto step = [&](const float* const* xp, int64_t xk, const char* const* wp, int64_t wk,
+                  const reg* sc) {
+    reg xv[MB];
+#pragma GCC unroll 16
+    for (int m = 0; m < MB; ++m) xv[m] = V::loadu(xp[m] + xk);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const reg wv = V::mul(V::template load_q<D>(wp[r] + byte_off<D>(wk)), sc[r]);
+#pragma GCC unroll 16
+      for (int m = 0; m < MB; ++m) acc[r][m] = V::fmadd(wv, xv[m], acc[r][m]);
+    }
+  };
+  for (int64_t k = 0; k < K;) {
+    const int64_t g = (w.col0 + k) / G, kend = min64(K, (g + 1) * G - w.col0);
+    reg sc[R];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) sc[r] = V::set1(sp[r][g]);
+    for (; k + W <= kend; k += W) step(xs, k, rp, k, sc);
+    if (k < kend) {  // only at the end of a row: zero-padded copies, nothing read past a row
+      const int64_t c = kend - k;
+      alignas(64) float xt[MB][W] = {};
+      alignas(64) char wt[R][W] = {};
+      const float* xp[MB];
+      const char* wp[R];
+      for (int m = 0; m < MB; ++m) std::memcpy(xt[m], xs[m] + k, c * 4), xp[m] = xt[m];
+      for (int r = 0; r < R; ++r)
+        std::memcpy(wt[r], rp[r] + byte_off<D>(k), byte_len<D>(c)), wp[r] = wt[r];
+      step(xp, 0, wp, 0, sc);
+      k = kend;
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int m = 0; m < MB; ++m) y[m * ldy + n + r] = V::reduce(acc[r][m]);
+}
+
+template <class V, DType D, int R, int MB>
+void nt_group_any(const float* x, int64_t ldx, const WeightView& w, int64_t n, float* y,
+                  int64_t ldy) {
+  if constexpr (kGrouped<D>) nt_group_q<V, D, R, MB>(x, ldx, w, n, y, ldy);
+  else nt_group<V, D, R, MB>(x, ldx, w, n, y, ldy);
+}
+
 template <class V, DType D, int MB>
 void nt_rows(const float* x, int64_t ldx, const WeightView& w, int64_t n0, int64_t n1, float* y,
              int64_t ldy) {
   constexpr int R = V::nt_rows(MB);
   int64_t n = n0;
-  for (; n + R <= n1; n += R) nt_group<V, D, R, MB>(x, ldx, w, n, y, ldy);
-  for (; n < n1; ++n) nt_group<V, D, 1, MB>(x, ldx, w, n, y, ldy);
+  for (; n + R <= n1; n += R) nt_group_any<V, D, R, MB>(x, ldx, w, n, y, ldy);
+  for (; n < n1; ++n) nt_group_any<V, D, 1, MB>(x, ldx, w, n, y, ldy);
 }
 
 // Blocks of weight rows small enough to stay in L2 while successive 4-row chunks of x pass.
@@ -149,12 +232,180 @@ void scale_x(const float* x, int64_t ldx, int64_t M, const WeightView& w, int64_
   }
 }
 
+// ---- I8 / I4 weights times int8 activations (kNtQuantMaxM, kernel_table.h) ----
+// A chunk is E = 4 W bytes of x (W int32 lanes of 4 products); chunks never straddle a group
+// boundary badly: G and E are both 16, 32 or 64, so a chunk holds NG = E / G whole groups, or
+// lies inside one. Lane l of a chunk sums 4 products of one group, number idx[l] of the chunk.
+
+// x rows as int8 (q rows ld_q bytes apart, padded with zeros) and one scale per group.
+struct QxRows {
+  const int8_t* q;
+  const float* s;
+  int64_t ld_q, ld_s;
+};
+
+// Row x[0, K) as int8 per group of G (kNtQuantMaxM documents the rounding), zero-padded to Kp
+// bytes and ceil(Kp / G) scales. I4 stores each E-byte chunk as its even, then its odd elements,
+// the order in which V::prep_w unpacks nibbles.
+template <class V, DType D>
+void quantize_x_row(const float* x, int64_t K, int64_t G, int64_t Kp, int8_t* q, float* s) {
+  using reg = typename V::reg;
+  constexpr int W = V::W, E = 4 * W;
+  int64_t g = 0;
+  for (int64_t k0 = 0; k0 < K; k0 += G, ++g) {
+    const float* src = x + k0;
+    alignas(64) float t[64] = {};  // only a row's last group can be partial
+    if (K - k0 < G) src = static_cast<const float*>(std::memcpy(t, src, (K - k0) * 4));
+    reg mx = V::zero(), nonfinite = V::zero();  // v * 0 is NaN for NaN and infinities only
+    for (int64_t j = 0; j < G; j += W) {
+      const reg v = V::loadu(src + j);
+      mx = V::max(mx, V::abs(v)), nonfinite = V::fmadd(v, V::zero(), nonfinite);
+    }
+    const float amax = V::reduce_max(mx);
+    const bool bad = V::reduce(nonfinite) != 0.0f;
+    if (bad || amax == 0.0f) {
+      s[g] = bad ? __builtin_nanf("") : 0.0f;
+      std::memset(q + k0, 0, G);
+      continue;
+    }
+    s[g] = amax / 127.0f;
+    const reg inv = V::set1(127.0f / amax);
+    for (int64_t j = 0; j < G; j += W) V::store_q(q + k0 + j, V::mul(V::loadu(src + j), inv));
+  }
+  const int64_t kg = g * G;  // bytes written so far (whole groups)
+  std::memset(q + kg, 0, Kp - kg);
+  for (int64_t e = (Kp + G - 1) / G; g < e; ++g) s[g] = 0.0f;
+  if constexpr (D == DType::I4)
+    for (int64_t c = 0; c < Kp; c += E) V::storei(q + c, V::deinterleave(V::loadi(q + c)));
+}
+
+// Rows [n, n + R) of w times the MB rows of xr: accumulators in f32 per row pair, one integer
+// dot product per chunk and row pair, scaled by (weight scale x activation scale) per lane.
+template <class V, DType D, int NG, int R, int MB>
+void nt_group_qx(const QxRows& xr, const WeightView& w, int64_t n, float* y, int64_t ldy,
+                 typename V::ireg idx) {
+  using reg = typename V::reg;
+  using ireg = typename V::ireg;
+  constexpr int E = 4 * V::W;
+  const int64_t K = w.cols, G = w.block_cols;
+  const char* rp[R];
+  const float* sp[R];
+  reg acc[R][MB];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    rp[r] = q_row<D>(w, n + r);
+    sp[r] = fp8_scale_row(w, n + r) + w.col0 / G;
+#pragma GCC unroll 16
+    for (int m = 0; m < MB; ++m) acc[r][m] = V::zero();
+  }
+  auto step = [&](int64_t c, const char* const* wp, const float* const* swp) {
+    ireg xv[MB], nc[MB];
+    reg sx[MB];
+#pragma GCC unroll 16
+    for (int m = 0; m < MB; ++m) {
+      xv[m] = V::loadi(xr.q + m * xr.ld_q + c);
+      nc[m] = V::template ncorr<D>(xv[m]);
+      sx[m] = V::template expand<NG>(xr.s + m * xr.ld_s + c / G, idx);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const ireg wv = V::template prep_w<D>(wp[r]);
+      const reg sw = V::template expand<NG>(swp[r], idx);
+#pragma GCC unroll 16
+      for (int m = 0; m < MB; ++m) {
+        const reg d = V::cvt(V::template idot<D>(nc[m], wv, xv[m]));
+        acc[r][m] = V::fmadd(d, V::mul(sw, sx[m]), acc[r][m]);
+      }
+    }
+  };
+  const char* wp[R];
+  const float* swp[R];
+  int64_t c = 0;
+  for (; c + E <= K; c += E) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) wp[r] = rp[r] + byte_off<D>(c), swp[r] = sp[r] + c / G;
+    step(c, wp, swp);
+  }
+  if (c < K) {  // end of the rows: zero-padded copies (x is zero there), nothing read past them
+    alignas(64) char wt[R][E] = {};
+    alignas(16) float st[R][4] = {};
+    const int64_t groups = (K - c + G - 1) / G;
+    for (int r = 0; r < R; ++r) {
+      std::memcpy(wt[r], rp[r] + byte_off<D>(c), byte_len<D>(K - c)), wp[r] = wt[r];
+      std::memcpy(st[r], sp[r] + c / G, groups * 4), swp[r] = st[r];
+    }
+    step(c, wp, swp);
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int m = 0; m < MB; ++m) y[m * ldy + n + r] = V::reduce(acc[r][m]);
+}
+
+template <class V, DType D, int NG, int MB>
+void nt_rows_qx(const QxRows& xr, const WeightView& w, int64_t n0, int64_t n1, float* y,
+                int64_t ldy, typename V::ireg idx) {
+  constexpr int R = V::nt_rows_q(MB);
+  int64_t n = n0;
+  for (; n + R <= n1; n += R) nt_group_qx<V, D, NG, R, MB>(xr, w, n, y, ldy, idx);
+  for (; n < n1; ++n) nt_group_qx<V, D, NG, 1, MB>(xr, w, n, y, ldy, idx);
+}
+
+// As nt_blocks: beyond kNtDirectMaxM rows of x, blocks of weight rows that stay in L2 while
+// successive 4-row chunks of x pass (the integers are used as stored, nothing is decoded).
+template <class V, DType D, int NG>
+void nt_blocks_qx(const QxRows& xr, int64_t M, const WeightView& w, int64_t n0, int64_t n1,
+                  float* y, int64_t ldy, typename V::ireg idx) {
+  const int64_t row_bytes = byte_len<D>(w.cols) + 1;
+  const int64_t block = M <= kNtDirectMaxM ? n1 - n0 : ((int64_t{1} << 17) / row_bytes + 8) / 8 * 8;
+  for (int64_t nb = n0; nb < n1; nb += block) {
+    const int64_t ne = min64(n1, nb + block);
+    int64_t m = 0;
+    auto at = [&](int64_t m0) {
+      return QxRows{xr.q + m0 * xr.ld_q, xr.s + m0 * xr.ld_s, xr.ld_q, xr.ld_s};
+    };
+    for (; m + 4 <= M; m += 4) nt_rows_qx<V, D, NG, 4>(at(m), w, nb, ne, y + m * ldy, ldy, idx);
+    float* ym = y + m * ldy;
+    switch (M - m) {
+      case 3: nt_rows_qx<V, D, NG, 3>(at(m), w, nb, ne, ym, ldy, idx); break;
+      case 2: nt_rows_qx<V, D, NG, 2>(at(m), w, nb, ne, ym, ldy, idx); break;
+      case 1: nt_rows_qx<V, D, NG, 1>(at(m), w, nb, ne, ym, ldy, idx); break;
+      default: break;
+    }
+  }
+}
+
+// I8 / I4 gemm_nt with x quantized once per call into scratch (nt_qx_floats).
+template <class V, DType D>
+void nt_qx(const float* x, int64_t ldx, int64_t M, const WeightView& w, int64_t n0, int64_t n1,
+           float* y, int64_t ldy, float* scratch) {
+  constexpr int W = V::W, E = 4 * W;
+  const int64_t K = w.cols, G = w.block_cols;
+  const int64_t step = G > E ? G : E, Kp = (K + step - 1) / step * step;
+  int8_t* q = reinterpret_cast<int8_t*>(scratch);
+  float* s = scratch + M * Kp / 4;  // Kp is a multiple of 32
+  for (int64_t m = 0; m < M; ++m)
+    quantize_x_row<V, D>(x + m * ldx, K, G, Kp, q + m * Kp, s + m * (Kp / G));
+  const QxRows xr{q, s, Kp, Kp / G};
+  alignas(64) int32_t lane_group[W];
+  for (int l = 0; l < W; ++l)  // I4 lanes: even elements in the first half, odd in the second
+    lane_group[l] = static_cast<int32_t>((D == DType::I8 ? 4 * l : 8 * (l % (W / 2))) / G);
+  const typename V::ireg idx = V::loadi(lane_group);
+  if (G >= E) return nt_blocks_qx<V, D, 1>(xr, M, w, n0, n1, y, ldy, idx);
+  if (G * 2 == E) return nt_blocks_qx<V, D, 2>(xr, M, w, n0, n1, y, ldy, idx);
+  if constexpr (E >= 64) nt_blocks_qx<V, D, 4>(xr, M, w, n0, n1, y, ldy, idx);
+}
+
 template <class V, DType D>
 void dequant_typed(const WeightView& w, int64_t r, float* out);
 
 template <class V, DType D>
 void nt_typed(const float* x, int64_t ldx, int64_t M, const WeightView& w, int64_t n0,
               int64_t n1, float* y, int64_t ldy, float* xs) {
+  if constexpr (kGrouped<D>) {
+    if (M <= kNtQuantMaxM && w.col0 % w.block_cols == 0)
+      return nt_qx<V, D>(x, ldx, M, w, n0, n1, y, ldy, xs);
+  }
   if (D != DType::F32 && M > kNtDirectMaxM) {
     // Decoding per chunk of x rows would repeat the conversion; decode each tile once.
     const int64_t T = nt_tile_rows(w.cols);
@@ -242,18 +493,64 @@ void nn_tile(const float* x, int64_t ldx, const WeightView& w, int64_t j, int64_
   }
 }
 
+// I8 / I4 form of nn_tile: every row has its own group scales, one per weight vector.
+template <class V, DType D, int MB>
+void nn_tile_q(const float* x, int64_t ldx, const WeightView& w, int64_t j, int64_t nc, float* y,
+               int64_t ldy) {
+  using reg = typename V::reg;
+  constexpr int W = V::W, NV = V::kNnVecs, T = NV * W;
+  const bool full = nc == T;
+  reg acc[MB][NV];
+#pragma GCC unroll 16
+  for (int m = 0; m < MB; ++m)
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) acc[m][v] = V::zero();
+  int64_t gi[NV];  // group of each vector; vectors past nc reuse the last (their weights are 0)
+  for (int v = 0; v < NV; ++v) gi[v] = (w.col0 + j + min64(v * W, nc - 1)) / w.block_cols;
+  alignas(64) char wt[T] = {};  // zero-padded row for a partial tile
+  for (int64_t k = 0; k < w.rows; ++k) {
+    const char* p = q_row<D>(w, k) + byte_off<D>(j);
+    if (!full) p = static_cast<const char*>(std::memcpy(wt, p, byte_len<D>(nc)));
+    const float* srow = fp8_scale_row(w, k);
+    reg wv[NV];
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v)
+      wv[v] = V::mul(V::template load_q<D>(p + byte_off<D>(v * W)), V::set1(srow[gi[v]]));
+#pragma GCC unroll 16
+    for (int m = 0; m < MB; ++m) {
+      const reg xb = V::set1(x[m * ldx + k]);
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[m][v] = V::fmadd(xb, wv[v], acc[m][v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int m = 0; m < MB; ++m) {
+    alignas(64) float out[T];
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) V::storeu(out + v * W, acc[m][v]);
+    std::memcpy(y + m * ldy + j, out, nc * 4);
+  }
+}
+
+template <class V, DType D, int MB, bool PerLane>
+void nn_tile_any(const float* x, int64_t ldx, const WeightView& w, int64_t j, int64_t nc,
+                 float* y, int64_t ldy) {
+  if constexpr (kGrouped<D>) nn_tile_q<V, D, MB>(x, ldx, w, j, nc, y, ldy);
+  else nn_tile<V, D, MB, PerLane>(x, ldx, w, j, nc, y, ldy);
+}
+
 template <class V, DType D, bool PerLane>
 void nn_rows(const float* x, int64_t ldx, int64_t M, const WeightView& w, int64_t j, int64_t nc,
              float* y, int64_t ldy) {
   int64_t m = 0;
   for (; m + 4 <= M; m += 4)
-    nn_tile<V, D, 4, PerLane>(x + m * ldx, ldx, w, j, nc, y + m * ldy, ldy);
+    nn_tile_any<V, D, 4, PerLane>(x + m * ldx, ldx, w, j, nc, y + m * ldy, ldy);
   const float* xm = x + m * ldx;
   float* ym = y + m * ldy;
   switch (M - m) {
-    case 3: nn_tile<V, D, 3, PerLane>(xm, ldx, w, j, nc, ym, ldy); break;
-    case 2: nn_tile<V, D, 2, PerLane>(xm, ldx, w, j, nc, ym, ldy); break;
-    case 1: nn_tile<V, D, 1, PerLane>(xm, ldx, w, j, nc, ym, ldy); break;
+    case 3: nn_tile_any<V, D, 3, PerLane>(xm, ldx, w, j, nc, ym, ldy); break;
+    case 2: nn_tile_any<V, D, 2, PerLane>(xm, ldx, w, j, nc, ym, ldy); break;
+    case 1: nn_tile_any<V, D, 1, PerLane>(xm, ldx, w, j, nc, ym, ldy); break;
     default: break;
   }
 }
@@ -264,14 +561,14 @@ void dequant_typed(const WeightView& w, int64_t r, float* out);
 template <class V, DType D>
 void nn_typed(const float* x, int64_t ldx, int64_t M, const WeightView& w, int64_t j0,
               int64_t j1, float* y, int64_t ldy, float* scratch) {
-  constexpr int64_t T = V::kNnVecs * V::W, es = kElemSize<D>;
+  constexpr int64_t T = V::kNnVecs * V::W;
   // Several chunks of x rows would each decode the weight again: decode a strip once instead.
   const bool strip = D != DType::F32 && M > kNtDirectMaxM && w.rows * T <= kNnStripFloats;
   for (int64_t j = j0; j < j1; j += T) {
     const int64_t nc = min64(T, j1 - j);
     if (strip) {
       WeightView src = w;  // columns [j, j + nc)
-      src.data = static_cast<const char*>(w.data) + j * es;
+      src.data = static_cast<const char*>(w.data) + byte_off<D>(j);
       src.cols = nc, src.col0 = w.col0 + j;
       for (int64_t k = 0; k < w.rows; ++k) dequant_typed<V, D>(src, k, scratch + k * T);
       WeightView f;  // F32 [K, nc], ld T
@@ -286,8 +583,41 @@ void nn_typed(const float* x, int64_t ldx, int64_t M, const WeightView& w, int64
   }
 }
 
+// I8 / I4 row r: one group scale per run of columns.
+template <class V, DType D>
+void dequant_q(const WeightView& w, int64_t r, float* out) {
+  constexpr int W = V::W;
+  const char* p = q_row<D>(w, r);
+  const float* srow = fp8_scale_row(w, r);
+  for (int64_t k0 = 0; k0 < w.cols;) {
+    const int64_t g = (w.col0 + k0) / w.block_cols;
+    const int64_t k1 = min64(w.cols, (g + 1) * w.block_cols - w.col0);
+    const typename V::reg sc = V::set1(srow[g]);
+    int64_t k = k0;
+    for (; k + W <= k1; k += W)
+      V::storeu(out + k, V::mul(V::template load_q<D>(p + byte_off<D>(k)), sc));
+    if (k < k1) {  // end of the row
+      alignas(64) char wt[W] = {};
+      alignas(64) float t[W];
+      std::memcpy(wt, p + byte_off<D>(k), byte_len<D>(k1 - k));
+      V::storeu(t, V::mul(V::template load_q<D>(wt), sc));
+      std::memcpy(out + k, t, (k1 - k) * 4);
+    }
+    k0 = k1;
+  }
+}
+
+template <class V, DType D>
+void dequant_plain(const WeightView& w, int64_t r, float* out);
+
 template <class V, DType D>
 void dequant_typed(const WeightView& w, int64_t r, float* out) {
+  if constexpr (kGrouped<D>) dequant_q<V, D>(w, r, out);
+  else dequant_plain<V, D>(w, r, out);
+}
+
+template <class V, DType D>
+void dequant_plain(const WeightView& w, int64_t r, float* out) {
   using reg = typename V::reg;
   constexpr int W = V::W;
   constexpr int64_t es = kElemSize<D>;
@@ -339,6 +669,8 @@ void nt_any(const float* x, int64_t ldx, int64_t M, const WeightView& w, int64_t
     case DType::BF16: return nt_typed<V, DType::BF16>(x, ldx, M, w, n0, n1, y, ldy, xs);
     case DType::F16: return nt_typed<V, DType::F16>(x, ldx, M, w, n0, n1, y, ldy, xs);
     case DType::F8_E4M3: return nt_typed<V, DType::F8_E4M3>(x, ldx, M, w, n0, n1, y, ldy, xs);
+    case DType::I8: return nt_typed<V, DType::I8>(x, ldx, M, w, n0, n1, y, ldy, xs);
+    case DType::I4: return nt_typed<V, DType::I4>(x, ldx, M, w, n0, n1, y, ldy, xs);
   }
 }
 
@@ -351,6 +683,8 @@ void nn_any(const float* x, int64_t ldx, int64_t M, const WeightView& w, int64_t
     case DType::F16: return nn_typed<V, DType::F16>(x, ldx, M, w, j0, j1, y, ldy, scratch);
     case DType::F8_E4M3:
       return nn_typed<V, DType::F8_E4M3>(x, ldx, M, w, j0, j1, y, ldy, scratch);
+    case DType::I8: return nn_typed<V, DType::I8>(x, ldx, M, w, j0, j1, y, ldy, scratch);
+    case DType::I4: return nn_typed<V, DType::I4>(x, ldx, M, w, j0, j1, y, ldy, scratch);
   }
 }
 
@@ -361,6 +695,8 @@ void dequant_any(const WeightView& w, int64_t r, float* out) {
     case DType::BF16: return dequant_typed<V, DType::BF16>(w, r, out);
     case DType::F16: return dequant_typed<V, DType::F16>(w, r, out);
     case DType::F8_E4M3: return dequant_typed<V, DType::F8_E4M3>(w, r, out);
+    case DType::I8: return dequant_typed<V, DType::I8>(w, r, out);
+    case DType::I4: return dequant_typed<V, DType::I4>(w, r, out);
   }
 }
 

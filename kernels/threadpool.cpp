@@ -66,6 +66,9 @@ struct ThreadPool::Impl {
   std::atomic<uint64_t> generation{0};
   std::atomic<int> pending{0};  // workers that have not finished the current generation
   std::atomic<bool> busy{false};
+  // Threads blocked on `wake` / `done`: the releaser skips the lock and the futex call when none
+  // sleeps (seq_cst on both sides: a sleeper counted late re-checks the predicate under mu).
+  std::atomic<int> sleepers{0}, caller_sleeping{0};
   bool stop = false;  // read by workers after a generation change (published by `generation`)
 
   // The current job; written by the caller before a generation bump, read-only until done.
@@ -89,14 +92,16 @@ struct ThreadPool::Impl {
       auto changed = [&] { return generation.load(std::memory_order_acquire) != seen; };
       if (!spin_until(changed)) {
         std::unique_lock<std::mutex> lk(mu);
+        sleepers.fetch_add(1);
         wake.wait(lk, changed);
+        sleepers.fetch_sub(1);
       }
       seen = generation.load(std::memory_order_acquire);
       if (stop) return;
       run_chunk(t);
       // Every worker reports every generation, so the caller never rewrites the job while a
       // late worker is still reading it.
-      if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      if (pending.fetch_sub(1) == 1 && caller_sleeping.load() > 0) {
         std::lock_guard<std::mutex> lk(mu);
         done.notify_one();
       }
@@ -104,19 +109,21 @@ struct ThreadPool::Impl {
   }
 
   void release_workers() {
-    {
-      std::lock_guard<std::mutex> lk(mu);
-      pending.store(n - 1, std::memory_order_relaxed);
-      generation.fetch_add(1, std::memory_order_release);
+    pending.store(n - 1, std::memory_order_relaxed);
+    generation.fetch_add(1);
+    if (sleepers.load() > 0) {
+      { std::lock_guard<std::mutex> lk(mu); }  // a sleeper between its check and its wait
+      wake.notify_all();
     }
-    wake.notify_all();
   }
 
   void wait_workers() {
     auto finished = [&] { return pending.load(std::memory_order_acquire) == 0; };
     if (spin_until(finished)) return;
     std::unique_lock<std::mutex> lk(mu);
+    caller_sleeping.fetch_add(1);
     done.wait(lk, finished);
+    caller_sleeping.fetch_sub(1);
   }
 };
 

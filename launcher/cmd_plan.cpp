@@ -18,6 +18,7 @@ std::function<int()> plan_command(CLI::App& parent) {
     int64_t num_layers = 0, dense_layers = -1;
     PlanOptions plan;
     bool json = false;
+    std::string weight_dtype = "stored";
   };
   auto o = std::make_shared<Opts>();
   CLI::App* app = parent.add_subcommand(
@@ -41,12 +42,15 @@ std::function<int()> plan_command(CLI::App& parent) {
       ->check(CLI::PositiveNumber);
   app->add_option("--dense-layers", o->dense_layers, "the first K layers are dense (first_k_dense_replace)")
       ->check(CLI::NonNegativeNumber);
+  app->add_option("--weight-dtype", o->weight_dtype, "count weights as dsrt --weight-dtype would hold them")
+      ->check(CLI::IsMember({"stored", "bf16", "fp8", "int8", "int4"}))->capture_default_str();
   app->add_flag("--json", o->json, "print the plan as JSON");
   return [o] {
     ModelConfig config = load_model_config(o->model);
     apply_layer_overrides(config, o->num_layers, o->dense_layers);
     Topology topo = load_topology(o->topology);
     if (o->tp > 0 || o->ep > 0) apply_overrides(topo, o->tp, o->ep);
+    o->plan.weight_format = parse_weight_format(o->weight_dtype);
     const Plan plan = make_plan(config, topo, o->plan);
     if (o->json) std::cout << plan_json(plan).dump(2) << std::endl;
     else std::cout << format_plan(plan) << std::flush;

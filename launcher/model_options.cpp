@@ -22,6 +22,10 @@ void ModelOptions::add(CLI::App* app) {
       ->check(CLI::IsMember({"auto", "safetensors", "dummy"}));
   app->add_option("--seed", seed, "seed of the dummy weights and of sampling");
   app->add_option("--threads", threads, "compute threads (default: all cores)")->check(CLI::Range(1, 4096));
+  app->add_flag("--bf16-activations", bf16_activations,
+                "BF16 weights, >= 8 rows: round activations to bf16 for AVX512_BF16 dot products (faster prefill, "
+                "relative error up to 2^-8 per product)");
+  app->add_flag("--pin", pin, "pin each compute thread to one core; local rank r takes cores [r x threads, ...)");
   app->add_option("--num-layers", num_layers, "with --load-format dummy: keep only the first N layers")
       ->check(CLI::PositiveNumber);
   app->add_option("--dense-layers", dense_layers,
@@ -33,6 +37,14 @@ void ModelOptions::add(CLI::App* app) {
   app->add_option("--ep", ep, "ranks per expert-parallel group (default: all ranks)")->check(CLI::PositiveNumber);
   app->add_option("--moe-comm", moe_comm, "alltoall (dispatch/combine) | allreduce (the reference's baseline)")
       ->check(CLI::IsMember({"alltoall", "allreduce"}));
+  app->add_option("--overlap", overlap,
+                  "two micro-batches so one's expert all-to-all overlaps the other's compute: on | off | auto "
+                  "(auto: steps with >= 64 tokens per rank, i.e. prefill)")
+      ->check(CLI::IsMember({"on", "off", "auto"}));
+  app->add_option("--weight-dtype", weight_dtype,
+                  "stored | bf16 | fp8 | int8 | int4: re-quantize projections and lm_head at load (each rank its "
+                  "shard; embedding, router and norms stay as stored)")
+      ->check(CLI::IsMember({"stored", "bf16", "fp8", "int8", "int4"}));
   app->add_option("--log-level", log_level, "trace | debug | info | warn | error | off");
 }
 
@@ -68,6 +80,11 @@ int default_threads(int ranks_here) {
 int local_ranks() {
   const char* v = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
   return v ? std::max(1, std::atoi(v)) : 1;
+}
+
+int local_rank() {
+  const char* v = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+  return v ? std::max(0, std::atoi(v)) : 0;
 }
 
 }  // namespace
@@ -113,6 +130,7 @@ void Runtime::init(const ModelOptions& o, int64_t cache_tokens, std::unique_ptr<
   if (!o.topology.empty()) {
     PlanOptions po;
     po.max_seq_len = std::max<int64_t>(cache_tokens, 1);
+    po.weight_format = parse_weight_format(o.weight_dtype);
     require_fits(make_plan(c, topo, po));
   }
   try {
@@ -123,15 +141,23 @@ void Runtime::init(const ModelOptions& o, int64_t cache_tokens, std::unique_ptr<
   const int threads = o.threads > 0 ? o.threads
                       : !o.topology.empty() ? topo.threads_per_rank
                                             : default_threads(local_ranks());
-  pool = std::make_unique<kernels::ThreadPool>(threads);
-  spdlog::info("rank {}/{} on {}: tp rank {}/{}, attention dp group {}/{}, ep rank {}/{}; kernels {}, {} threads", rank,
+  // Ranks on one node pin to disjoint cores; OpenBLAS runs single-threaded inside our threads
+  // (kernels/gemm.cpp), so threads x local ranks is the whole process count on the cores.
+  kernels::set_bf16_activations(o.bf16_activations);
+  const bool pin = o.pin || (!o.topology.empty() && topo.pin_threads);
+  pool = std::make_unique<kernels::ThreadPool>(threads, pin, first_pinned_cpu(local_rank(), threads));
+  spdlog::info("rank {}/{} on {}: tp rank {}/{}, attention dp group {}/{}, ep rank {}/{}; kernels {}, {} threads{}", rank,
                W, groups.world->host(), groups.tp_rank, groups.tp_size, groups.dp_rank, groups.dp_size,
-               groups.ep_rank, groups.ep_size, kernels::isa_name(kernels::active_isa()), pool->size());
+               groups.ep_rank, groups.ep_size, kernels::isa_name(kernels::active_isa()), pool->size(),
+               pin ? fmt::format(" pinned to CPUs {}-{}", first_pinned_cpu(local_rank(), threads),
+                                 first_pinned_cpu(local_rank(), threads) + threads - 1)
+                   : "");
 
   ExpertPlacement placement;
   LoadOptions lo;
   lo.threads = pool->size();
   lo.shard = shard_for_rank(topo, c, rank);
+  lo.weight_format = parse_weight_format(o.weight_dtype);
   if (c.n_routed_experts > 0) {
     placement.ep_size = topo.expert_parallel;
     placement.owners = expert_owners(topo, c.n_routed_experts, topo.ep_group(rank));
@@ -139,6 +165,7 @@ void Runtime::init(const ModelOptions& o, int64_t cache_tokens, std::unique_ptr<
   ModelWeights w = dummy ? dummy_weights(c, o.seed, lo) : load_weights(o.model, lo);
   model.emplace(std::move(w), Ctx{pool.get(), groups.tp.get(), groups.ep.get()}, std::move(placement),
                 parse_moe_scheme(o.moe_comm));
+  model->set_overlap(parse_overlap(o.overlap));
   executor.emplace(*model, *groups.world, DataParallel{groups.dp_rank, groups.dp_size, groups.tp_size}, cache_tokens);
   if (is_coordinator()) coordinator.emplace(*executor, *groups.world);
   spdlog::info("rank {} resident: weights {} bytes, process RSS {} bytes", rank, model->weights().resident_bytes,

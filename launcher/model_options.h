@@ -24,11 +24,15 @@ struct ModelOptions {
   std::string load_format = "auto";
   uint64_t seed = 0;
   int threads = 0;
+  bool pin = false;
+  bool bf16_activations = false;  // --bf16-activations: prefill GEMMs of BF16 weights in bf16  // --pin: bind threads to cores (also the topology's pin_threads)
   int64_t num_layers = 0;
   int64_t dense_layers = -1;
   std::string topology;  // YAML file (cluster-configs/README.md); empty: whatever mpirun started
   int tp = 0, ep = 0;    // 0: the topology's value (without one: tp 1, experts over all ranks)
   std::string moe_comm = "alltoall";
+  std::string weight_dtype = "stored";  // --weight-dtype (runtime/weights.h WeightFormat)
+  std::string overlap = "auto";  // micro-batch overlap of the expert exchange (runtime/model.h)
   std::string log_level = "info";
 
   void add(CLI::App* app);

@@ -24,6 +24,20 @@ void grow(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
+// fn(h, pool) for every head. A head's slice of wkv_b is too small to split well (decode: 128 x 512),
+// so with at least as many heads as threads the heads are spread over the pool, each product
+// single-threaded; otherwise the pool goes to each product.
+template <class Fn>
+void per_head(const Ctx& ctx, int64_t H, const Fn& fn) {
+  if (!ctx.pool || ctx.pool->size() <= 1 || H < ctx.pool->size()) {
+    for (int64_t h = 0; h < H; ++h) fn(h, ctx.pool);
+    return;
+  }
+  ctx.pool->parallel_for(H, 1, [&fn](int64_t b, int64_t e, int) {
+    for (int64_t h = b; h < e; ++h) fn(h, nullptr);
+  });
+}
+
 }  // namespace
 
 Rope::Rope(const ModelConfig& c) {
@@ -87,9 +101,10 @@ void mla_forward(const Ctx& ctx, const ModelConfig& c, const AttentionWeights& w
   }
   // q_abs: [T, H, C] = q_nope[T, H, NOPE] · wkv_b[h, :NOPE, :]  (absorb the key half of wkv_b)
   grow(s.q_abs, T * H * C);
-  for (int64_t h = 0; h < H; ++h)
+  per_head(ctx, H, [&](int64_t h, kernels::ThreadPool* pool) {
     kernels::gemm_nn(s.q.data() + h * QK, H * QK, T, w.wkv_b.row_slice(h * (NOPE + V), NOPE), s.q_abs.data() + h * C,
-                     H * C, ctx.pool);
+                     H * C, pool);
+  });
 
   // o_lat: [T, H, C] = softmax(q_abs · latentᵀ + q_pe · k_peᵀ) · latent, causal per sequence
   grow(s.o_lat, T * H * C);
@@ -118,9 +133,10 @@ void mla_forward(const Ctx& ctx, const ModelConfig& c, const AttentionWeights& w
 
   // o: [T, H, V] = o_lat · wkv_b[h, NOPE:, :]ᵀ  (the value half), then wo
   grow(s.o, T * H * V);
-  for (int64_t h = 0; h < H; ++h)
+  per_head(ctx, H, [&](int64_t h, kernels::ThreadPool* pool) {
     kernels::gemm_nt(s.o_lat.data() + h * C, H * C, T, w.wkv_b.row_slice(h * (NOPE + V) + NOPE, V), s.o.data() + h * V,
-                     H * V, ctx.pool);
+                     H * V, pool);
+  });
   linear(ctx, s.o.data(), H * V, T, w.wo, out, D);  // partial sum over this rank's heads
 }
 

@@ -24,8 +24,10 @@ void Executor::execute(const proto::StepPlan& plan, std::vector<float>& logits) 
   if (plan.chunks_size() == 0) return;  // only releases: no layer to run
   std::vector<Model::Chunk> mine;
   std::vector<int64_t> rows_per_group(dp_.size, 0);
+  int64_t step_tokens = 0;  // over all groups: the same on every rank
   for (const proto::Chunk& c : plan.chunks()) {
     const int64_t n = c.tokens_size();
+    step_tokens += n;
     if (c.dp_group() < 0 || c.dp_group() >= dp_.size)
       throw Error(fmt::format("step {}: sequence {} assigned to group {} of {}", plan.step(), c.seq(), c.dp_group(), dp_.size));
     rows_per_group[c.dp_group()] += c.all_logits() ? n : 1;
@@ -44,7 +46,7 @@ void Executor::execute(const proto::StepPlan& plan, std::vector<float>& logits) 
                               c.start_pos() + n, cache_.free_blocks(), cache_.total_blocks()));
     mine.push_back({id, c.start_pos(), c.tokens().data(), n, c.all_logits()});
   }
-  model_.forward(mine, cache_, local_logits_);
+  model_.forward(mine, cache_, local_logits_, step_tokens / world_.size());
 
   // Logits to rank 0, in plan order.
   const int64_t V = model_.config().vocab_size;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -65,7 +66,7 @@ ModelWeights dummy_weights(const ModelConfig& config, uint64_t seed, const LoadO
   const auto t0 = std::chrono::steady_clock::now();
   int64_t n_tensors = 0;
   spdlog::info("model: {}", config.summary());
-  spdlog::info("generating dummy weights (seed {})", seed);
+  spdlog::info("generating dummy weights (seed {}, --weight-dtype {})", seed, weight_format_name(opt.weight_format));
 
   for_each_tensor(w, [&](const TensorSlot& s) {
     if (!s.owned) return;
@@ -92,10 +93,17 @@ ModelWeights dummy_weights(const ModelConfig& config, uint64_t seed, const LoadO
     v.row0 = rr.begin;
     v.col0 = cr.begin;
     const bool fp8 = config.fp8 && s.fp8_allowed;
+    // --weight-dtype: generate the stored format into temporaries, then keep the converted copy.
+    const bool convert = needs_conversion(opt.weight_format, s, fp8 ? kernels::DType::F8_E4M3 : kernels::DType::BF16);
+    std::vector<std::vector<uint8_t>> temps;
+    auto buffer = [&](int64_t bytes) {
+      if (!convert) return storage->allocate(bytes);
+      return temps.emplace_back(bytes).data();
+    };
     int64_t scale_bytes = 0;
     if (fp8) {
       v.dtype = kernels::DType::F8_E4M3;
-      uint8_t* data = storage->allocate(nr * nc);
+      uint8_t* data = buffer(nr * nc);
       fill(&pool, rr.begin, rr.end, [&](int64_t r) {
         fp8_stream(key, r * cols + cr.begin, nc, data + (r - rr.begin) * nc);
       });
@@ -104,7 +112,7 @@ ModelWeights dummy_weights(const ModelConfig& config, uint64_t seed, const LoadO
       v.block_cols = config.fp8_block_cols;
       v.scale_ld = (cols + v.block_cols - 1) / v.block_cols;
       const int64_t srows = (rows + v.block_rows - 1) / v.block_rows;
-      float* sc = storage->allocate_floats(srows * v.scale_ld);
+      float* sc = reinterpret_cast<float*>(buffer(srows * v.scale_ld * 4));
       // |value| of a code averages about 1.6: this scale makes the weights' spread about 1/sqrt(in).
       for (int64_t i = 0; i < srows * v.scale_ld; ++i)
         sc[i] = stddev / 1.6f * (1.0f + 0.25f * unit(splitmix64((key ^ 0x5CA1Eull) + i)));
@@ -112,7 +120,7 @@ ModelWeights dummy_weights(const ModelConfig& config, uint64_t seed, const LoadO
       scale_bytes = srows * v.scale_ld * 4;
     } else {
       v.dtype = kernels::DType::BF16;
-      auto* data = reinterpret_cast<uint16_t*>(storage->allocate(nr * nc * 2));
+      auto* data = reinterpret_cast<uint16_t*>(buffer(nr * nc * 2));
       const float amp = stddev * std::sqrt(3.0f);
       fill(&pool, rr.begin, rr.end, [&](int64_t r) {
         uint16_t* out = data + (r - rr.begin) * nc;
@@ -126,10 +134,10 @@ ModelWeights dummy_weights(const ModelConfig& config, uint64_t seed, const LoadO
       });
       v.data = data;
     }
-    *s.view = v;
-    const int64_t held = v.bytes() + scale_bytes;
-    w.resident_bytes += held;
     w.checkpoint_bytes += rows * cols * static_cast<int64_t>(kernels::dtype_size(v.dtype)) + scale_bytes;
+    int64_t held = v.bytes() + scale_bytes;
+    *s.view = convert_weight(s, v, opt.weight_format, *storage, &pool, &held);
+    w.resident_bytes += held;
     w.bytes_by_kind[static_cast<int>(s.kind)] += held;
   });
   if (config.tie_word_embeddings) w.head = w.embed;

@@ -18,13 +18,43 @@ ExpertPlacement default_placement(const ModelConfig& c, const Ctx& ctx, ExpertPl
 
 }  // namespace
 
+Overlap parse_overlap(const std::string& s) {
+  if (s == "off") return Overlap::Off;
+  if (s == "on") return Overlap::On;
+  if (s == "auto") return Overlap::Auto;
+  throw Error(fmt::format("unknown --overlap '{}' (on, off, auto)", s));
+}
+
 Model::Model(ModelWeights weights, Ctx ctx, ExpertPlacement placement, MoeScheme scheme)
     : w_(std::move(weights)),
       ctx_(ctx),
       rope_(w_.config),
       experts_(scheme, default_placement(w_.config, ctx, std::move(placement))) {}
 
-void Model::forward(const std::vector<Chunk>& chunks, LatentKVCache& cache, std::vector<float>& logits) {
+void Model::moe_overlapped(const MoeWeights& w, int64_t layer, const float* x, int64_t T, float* out) {
+  const ModelConfig& c = w_.config;
+  const int64_t D = c.hidden_size, E = c.n_routed_experts;
+  MoeScratch& s = moe_scratch_;
+  s.logits.resize(T * E);  // [T, E] gate logits
+  linear(ctx_, x, D, T, w.gate, s.logits.data(), E);
+  route(c, w.bias, s.logits.data(), T, s.routes, s.route_scratch);
+  const bool shared = c.n_shared_experts > 0 && T > 0;
+  struct Job {
+    const MoeWeights* w;
+    const float* x;
+    int64_t T, D;
+  } job{&w, x, T, D};
+  experts_.forward(ctx_, w, layer, x, T, D, s.routes, out, 2, [this, &job] {  // two pointers: no allocation
+    if (w_.config.n_shared_experts == 0 || job.T == 0) return;
+    moe_scratch_.shared.resize(job.T * job.D);  // [T, D]
+    mlp_forward(ctx_, job.w->shared_experts, job.x, job.D, job.T, moe_scratch_.shared.data(), moe_scratch_.mlp);
+  });
+  if (shared)  // after the routed sum, as moe_forward adds them
+    for (int64_t i = 0; i < T * D; ++i) out[i] += s.shared[i];
+}
+
+void Model::forward(const std::vector<Chunk>& chunks, LatentKVCache& cache, std::vector<float>& logits,
+                    int64_t tokens_per_rank) {
   const ModelConfig& c = w_.config;
   const int64_t D = c.hidden_size, R = c.qk_rope_head_dim;
   const float eps = static_cast<float>(c.rms_norm_eps);
@@ -53,6 +83,11 @@ void Model::forward(const std::vector<Chunk>& chunks, LatentKVCache& cache, std:
   // Token slices: this rank owns rows [s0, s0 + S) of the step padded to Tp = P * S rows.
   const int64_t P = ctx_.tp_size(), S = (T + P - 1) / P, Tp = S * P, s0 = ctx_.tp_rank() * S;
   const int64_t S_real = std::clamp<int64_t>(T - s0, 0, S);  // rows of the slice that are tokens
+  const bool can_split = ctx_.ep && ctx_.ep->size() > 1 && experts_.scheme() == MoeScheme::AllToAll;
+  micro_batches_ = can_split && (overlap_ == Overlap::On ||
+                                 (overlap_ == Overlap::Auto && (tokens_per_rank >= 0 ? tokens_per_rank : S) >= kOverlapMinTokensPerRank))
+                       ? 2
+                       : 1;
   h_.assign(Tp * D, 0.0f);  // [Tp, D] residual stream (rows >= T are padding)
   xn_.resize(T * D);        // [T, D] normalised input of attention
   y_.assign(Tp * D, 0.0f);  // [Tp, D] attention output (partial sums over this rank's heads)
@@ -80,7 +115,8 @@ void Model::forward(const std::vector<Chunk>& chunks, LatentKVCache& cache, std:
     for (int64_t i = 0; i < S * D; ++i) slice_[i] += h_[s0 * D + i];
     kernels::rms_norm(slice_.data(), D, L.ffn_norm.data(), eps, S, D, xs_.data(), D);
     if (c.is_moe_layer(l)) {
-      moe_forward(ctx_, c, L.moe, l, xs_.data(), S_real, ys_.data(), moe_scratch_, experts_);
+      if (micro_batches_ == 2) moe_overlapped(L.moe, l, xs_.data(), S_real, ys_.data());
+      else moe_forward(ctx_, c, L.moe, l, xs_.data(), S_real, ys_.data(), moe_scratch_, experts_);
     } else if (tp) {  // tensor-parallel dense MLP on all rows, partial sums back onto the slices
       xfull_.resize(Tp * D);
       tp->all_gather(xs_.data(), S * D, xfull_.data(), what.c_str());

@@ -11,7 +11,8 @@
 
 namespace dsrt {
 
-int64_t count_weight_bytes(const ModelConfig& c, const ShardSpec& shard, int64_t by_kind[kNumWeightKinds]) {
+int64_t count_weight_bytes(const ModelConfig& c, const ShardSpec& shard, int64_t by_kind[kNumWeightKinds],
+                           WeightFormat format) {
   ModelWeights w;  // nothing is loaded: for_each_tensor only names the slots
   w.config = c;
   w.shard = shard;
@@ -27,13 +28,16 @@ int64_t count_weight_bytes(const ModelConfig& c, const ShardSpec& shard, int64_t
       const Range rr = shard_range(s.split, rows, cols, shard, true);
       const Range cr = shard_range(s.split, rows, cols, shard, false);
       const int64_t elems = (rr.end - rr.begin) * (cr.end - cr.begin);
-      if (c.fp8 && s.fp8_allowed) {
+      const bool fp8 = c.fp8 && s.fp8_allowed;
+      if (fp8) {
         const int64_t srows = (rows + c.fp8_block_rows - 1) / c.fp8_block_rows;
         const int64_t scols = (cols + c.fp8_block_cols - 1) / c.fp8_block_cols;
         bytes = elems + srows * scols * 4;
       } else {
         bytes = elems * 2;
       }
+      bytes = held_bytes(format, s, fp8 ? kernels::DType::F8_E4M3 : kernels::DType::BF16, rr.end - rr.begin,
+                         cr.end - cr.begin, bytes);
     }
     by_kind[static_cast<int>(s.kind)] += bytes;
     total += bytes;
@@ -121,7 +125,7 @@ Plan make_plan(const ModelConfig& c, const Topology& t, const PlanOptions& opt) 
     rp.ep_rank = t.ep_rank(r);
     rp.routed_experts = static_cast<int64_t>(experts[r].size());
     const ShardSpec shard = shard_for_rank(t, c, r);
-    rp.weight_bytes = count_weight_bytes(c, shard, rp.weights);
+    rp.weight_bytes = count_weight_bytes(c, shard, rp.weights, opt.weight_format);
 
     rp.kv_bytes_per_token = kv_per_token;
     rp.sequences = opt.batch / dp + (rp.dp_rank < opt.batch % dp ? 1 : 0);
@@ -192,9 +196,14 @@ std::vector<std::string> formulas(const Plan& p) {
   const ModelConfig& c = p.config;
   const Topology& t = p.topology;
   return {
-      "weights: FP8 tensors (config fp8 and a projection) shard elements x 1 B + the whole tensor's F32 128x128 block "
-      "scales; other 2-D tensors shard elements x 2 B (BF16); 1-D vectors n x 4 B (f32); bytes summed over "
-      "for_each_tensor with the rank's ShardSpec",
+      fmt::format("weights: FP8 tensors (config fp8 and a projection) shard elements x 1 B + the whole tensor's F32 "
+                  "128x128 block scales; other 2-D tensors shard elements x 2 B (BF16); 1-D vectors n x 4 B (f32); bytes summed "
+                  "over for_each_tensor with the rank's ShardSpec; --weight-dtype {}{}",
+                  weight_format_name(p.options.weight_format),
+                  p.options.weight_format == WeightFormat::Stored
+                      ? ""
+                      : ": projections and lm_head as BF16 2 B, FP8 1 B + the shard's F32 128x128 block scales, int8 "
+                        "1 B or int4 0.5 B + one F32 scale per 32 elements of a row"),
       fmt::format("kv cache per token = num_hidden_layers {} x (kv_lora_rank {} + qk_rope_head_dim {}) x 4 B, not "
                   "split by tp; sequences per dp group = batch {} split over {} attention_data_parallel groups",
                   c.num_hidden_layers, c.kv_lora_rank, c.qk_rope_head_dim, p.options.batch, t.attention_data_parallel),
@@ -220,7 +229,11 @@ std::string format_plan(const Plan& p) {
   auto line = [&](const std::string& s) { out += s + "\n"; };
   line(fmt::format("dsrt plan: {} ({} layers, {} MoE, {} routed experts, top-{}, {}) on {} ({})", c.architecture,
                    c.num_hidden_layers, p.moe_layers, c.n_routed_experts, c.num_experts_per_tok,
-                   c.fp8 ? "fp8 weights" : "bf16 weights", t.name, t.source));
+                   p.options.weight_format != WeightFormat::Stored
+                       ? fmt::format("{} weights (--weight-dtype)", weight_format_name(p.options.weight_format))
+                   : c.fp8 ? "fp8 weights"
+                           : "bf16 weights",
+                   t.name, t.source));
   line(fmt::format("  world {} = {} nodes x {} ranks_per_node; tensor_parallel {} x attention_data_parallel {}; "
                    "expert_parallel {} ({} group{}); threads_per_rank {}",
                    t.world(), t.nodes.size(), t.ranks_per_node, t.tensor_parallel, t.attention_data_parallel,
@@ -311,7 +324,8 @@ nlohmann::ordered_json plan_json(const Plan& p) {
   j["options"] = {{"max_seq_len", p.options.max_seq_len},
                   {"batch", p.options.batch},
                   {"step_tokens", p.options.step_tokens > 0 ? p.options.step_tokens : p.options.max_seq_len},
-                  {"headroom", p.options.headroom}};
+                  {"headroom", p.options.headroom},
+                  {"weight_dtype", weight_format_name(p.options.weight_format)}};
   J groups = J::array();
   for (const auto& g : identical_rank_groups(p)) {
     const RankPlan& r = p.ranks[g.front()];

@@ -7,7 +7,10 @@
 // token, C kv_lora_rank, R qk_rope_head_dim, V vocab; cluster-configs/README.md explains them):
 //   weights      per tensor held: FP8 (config.fp8 && slot.fp8_allowed): shard elements x 1 B +
 //                the tensor's F32 128x128 block scales (the loaders keep the whole scale
-//                tensor); other 2-D tensors: shard elements x 2 B (BF16); 1-D: n x 4 B (f32)
+//                tensor); other 2-D tensors: shard elements x 2 B (BF16); 1-D: n x 4 B (f32);
+//                with --weight-dtype, converted tensors (converts_at_load) count held_bytes():
+//                BF16 2 B, FP8 1 B + the shard's 128x128 scales, int8 1 B, int4 0.5 B (+ 4 B
+//                per group of 32 of a row)
 //   kv cache     per token: num_hidden_layers x (C + R) x 4 B, not split by tp; a rank holds
 //                its dp group's sequences: batch split over attention_data_parallel groups
 //   activations  4 B x [T x (6D + H/tp x (qk_head_dim + 2C + v_head_dim) + q_lora_rank + C + 2R
@@ -36,10 +39,12 @@ struct PlanOptions {
   int64_t batch = 1;         // sequences in flight over the whole cluster
   int64_t step_tokens = 0;   // tokens one step processes per dp group (0: max_seq_len)
   double headroom = 0.10;    // fraction of each node's memory left for the OS, MPI and buffers
+  WeightFormat weight_format = WeightFormat::Stored;  // --weight-dtype: what converted tensors hold
 };
 
 // Bytes of the weights a shard holds, per WeightKind; returns the total.
-int64_t count_weight_bytes(const ModelConfig& c, const ShardSpec& shard, int64_t by_kind[kNumWeightKinds]);
+int64_t count_weight_bytes(const ModelConfig& c, const ShardSpec& shard, int64_t by_kind[kNumWeightKinds],
+                           WeightFormat format = WeightFormat::Stored);
 
 struct RankPlan {
   int rank = 0, node = 0, tp_rank = 0, dp_rank = 0, ep_group = 0, ep_rank = 0;

@@ -160,7 +160,7 @@ class Reader {
 
 const std::vector<std::string> kTopKeys = {"name",           "nodes",  "ranks_per_node", "tensor_parallel",
                                            "attention_data_parallel", "expert_parallel", "experts",
-                                           "threads_per_rank", "mpi"};
+                                           "threads_per_rank", "pin_threads", "mpi"};
 
 }  // namespace
 
@@ -306,6 +306,12 @@ Topology parse_topology(const std::string& text, const std::string& source) {
     int min_slots = t.nodes[0].slots;
     for (const auto& n : t.nodes) min_slots = std::min(min_slots, n.slots);
     t.threads_per_rank = std::max(1, min_slots / t.ranks_per_node);
+  }
+
+  if (const YAML::Node pn = root["pin_threads"]) {
+    const std::string v = rd.get_string(pn, "pin_threads");
+    if (v != "true" && v != "false") rd.fail(pn, fmt::format("pin_threads must be true or false, got '{}'", v));
+    t.pin_threads = v == "true";
   }
 
   if (const YAML::Node ex = root["experts"]) {

@@ -44,6 +44,9 @@ struct Topology {
   int attention_data_parallel = 1;
   int expert_parallel = 1;
   int threads_per_rank = 1;
+  // Bind each rank's threads to cores: local rank i of a node takes CPUs
+  // [i * threads_per_rank, (i + 1) * threads_per_rank) (first_pinned_cpu()).
+  bool pin_threads = false;
   Placement placement = Placement::Contiguous;
   std::map<int, std::vector<int64_t>> expert_map;  // explicit: global rank -> experts it owns
   std::map<int64_t, std::vector<int>> redundant;   // expert -> ranks holding an extra copy
@@ -113,6 +116,10 @@ Topology default_topology(int world_size, int tp = 0, int ep = 0);
 // and then in each of its parent directories (the first that has it wins). Empty if not set.
 // Throws naming the line if it is found nowhere.
 std::string resolve_rsh_agent(const Topology& t);
+
+// The first CPU of local rank `local_rank` when each rank on a node pins `threads` threads to
+// consecutive CPUs: local_rank * threads (ranks on one node never overlap).
+inline int first_pinned_cpu(int local_rank, int threads) { return local_rank * threads; }
 
 // "0-7", "0,2,4", "0-3,8-11"
 std::string format_ranks(const std::vector<int>& ranks);

@@ -1,5 +1,6 @@
 #include "runtime/weights.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -9,7 +10,12 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "kernels/gemm.h"
+#include "kernels/quant.h"
+#include "kernels/threadpool.h"
 #include "runtime/error.h"
 #include "runtime/weight_storage.h"
 
@@ -92,6 +98,64 @@ void for_each_tensor(ModelWeights& w, const std::function<void(const TensorSlot&
     view("lm_head.weight", {c.vocab_size, D}, Split::Vocab, WeightKind::EmbeddingHead, &w.head, false);
 }
 
+WeightFormat parse_weight_format(const std::string& s) {
+  for (WeightFormat f : {WeightFormat::Stored, WeightFormat::BF16, WeightFormat::FP8, WeightFormat::Int8,
+                         WeightFormat::Int4})
+    if (s == weight_format_name(f)) return f;
+  throw Error(fmt::format("--weight-dtype: unknown format '{}' (stored, bf16, fp8, int8 or int4)", s));
+}
+
+const char* weight_format_name(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::Stored: return "stored";
+    case WeightFormat::BF16: return "bf16";
+    case WeightFormat::FP8: return "fp8";
+    case WeightFormat::Int8: return "int8";
+    case WeightFormat::Int4: return "int4";
+  }
+  return "?";
+}
+
+bool converts_at_load(const TensorSlot& s) {
+  return s.view && (s.fp8_allowed || s.name == "lm_head.weight");
+}
+
+namespace {
+
+kernels::DType target_dtype(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::BF16: return kernels::DType::BF16;
+    case WeightFormat::FP8: return kernels::DType::F8_E4M3;
+    case WeightFormat::Int8: return kernels::DType::I8;
+    case WeightFormat::Int4: return kernels::DType::I4;
+    case WeightFormat::Stored: break;
+  }
+  return kernels::DType::F32;
+}
+
+}  // namespace
+
+bool needs_conversion(WeightFormat f, const TensorSlot& s, kernels::DType stored) {
+  return f != WeightFormat::Stored && converts_at_load(s) && stored != target_dtype(f);
+}
+
+int64_t held_bytes(WeightFormat f, const TensorSlot& s, kernels::DType stored, int64_t rows, int64_t cols,
+                   int64_t stored_bytes) {
+  if (!needs_conversion(f, s, stored)) return stored_bytes;
+  return kernels::quant_layout(target_dtype(f), rows, cols).bytes();
+}
+
+WeightView convert_weight(const TensorSlot& s, const WeightView& v, WeightFormat f, WeightStorage& storage,
+                          kernels::ThreadPool* pool, int64_t* bytes) {
+  if (!needs_conversion(f, s, v.dtype)) return v;
+  const kernels::DType to = target_dtype(f);
+  const kernels::QuantLayout l = kernels::quant_layout(to, v.rows, v.cols);
+  void* data = storage.allocate(std::max<int64_t>(l.data_bytes, 1));
+  float* scales = l.scale_rows > 0 ? storage.allocate_floats(l.scale_rows * l.scale_ld) : nullptr;
+  *bytes = l.bytes();
+  return kernels::quantize_view(v, to, kernels::kDefaultGroup, data, scales, pool);
+}
+
 Range shard_range(Split split, int64_t rows, int64_t cols, const ShardSpec& s, bool along_rows) {
   int64_t n = along_rows ? rows : cols;
   bool split_here = (along_rows && (split == Split::Column || split == Split::Vocab)) ||
@@ -115,6 +179,15 @@ int64_t prefault(const WeightView& v) {
     if (run > 0) sink = sink + p[run - 1];
   }
   return v.rows * v.cols * esz;
+}
+
+// Drops the file pages wholly inside [p, p + n) from this process (a converted tensor's source
+// is not read again), so resident memory counts the converted copy only.
+void release_pages(const void* p, int64_t n) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(n)) / page * page;
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
 std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
@@ -162,6 +235,11 @@ ModelWeights load_weights(const std::string& dir, const LoadOptions& opt) {
   const Checkpoint& ckpt = *storage->checkpoint;
   const ModelConfig& c = w.config;
   spdlog::info("model: {}", c.summary());
+  std::unique_ptr<kernels::ThreadPool> pool;  // for --weight-dtype conversions
+  if (opt.weight_format != WeightFormat::Stored) {
+    pool = std::make_unique<kernels::ThreadPool>(std::max(1, opt.threads));
+    spdlog::info("--weight-dtype {}: converting projections and lm_head at load", weight_format_name(opt.weight_format));
+  }
 
   std::set<std::string> known;
   int64_t n_slots = 0, total_bytes = 0;
@@ -236,7 +314,14 @@ ModelWeights load_weights(const std::string& dir, const LoadOptions& opt) {
       v.data = buf;
       v.ld = v.cols;
     }
-    const int64_t held = prefault(v) + scale_bytes;
+    int64_t held = 0;
+    const WeightView converted = convert_weight(s, v, opt.weight_format, *storage, pool.get(), &held);
+    if (converted.data != v.data) {
+      v = converted;
+      release_pages(t->data, t->nbytes);
+    } else {
+      held = prefault(v) + scale_bytes;
+    }
     *s.view = v;
     w.resident_bytes += held;
     w.checkpoint_bytes += t->nbytes + scale_bytes;

@@ -83,6 +83,9 @@ struct TensorSlot {
 };
 
 class WeightStorage;  // owns mappings and buffers the views point into
+namespace kernels {
+class ThreadPool;
+}
 
 struct ModelWeights {
   ModelConfig config;
@@ -112,9 +115,33 @@ struct Range {
 };
 Range shard_range(Split split, int64_t rows, int64_t cols, const ShardSpec& shard, bool along_rows);
 
+// --weight-dtype: the format 2-D weights are held in after loading. Stored keeps the
+// checkpoint's dtypes; the others re-quantize every converted tensor (converts_at_load) from
+// whatever it is stored in (BF16, F16, F32, FP8 block-scaled: decoded to f32 first), shard by
+// shard. FP8 means E4M3 with 128 x 128 block scales as in the released checkpoints; Int8 / Int4
+// have one f32 scale per group of kernels::kDefaultGroup elements of a row (kernels/quant.h).
+enum class WeightFormat { Stored, BF16, FP8, Int8, Int4 };
+WeightFormat parse_weight_format(const std::string& s);  // "stored", "bf16", ...; throws Error
+const char* weight_format_name(WeightFormat f);
+// Converted: every projection (attention, dense MLP, routed and shared experts) and lm_head.
+// Kept as stored: the embedding (a row lookup, no GEMM), the router gate (tiny, and expert
+// selection is discrete, so its rounding would flip choices) and the 1-D norms / biases (f32).
+bool converts_at_load(const TensorSlot& s);
+// converts_at_load(s) and a tensor stored as `stored` is not already in format f.
+bool needs_conversion(WeightFormat f, const TensorSlot& s, kernels::DType stored);
+// Bytes a [rows, cols] shard occupies in format f (scales included); stored_bytes if Stored or
+// if the tensor is not converted.
+int64_t held_bytes(WeightFormat f, const TensorSlot& s, kernels::DType stored, int64_t rows, int64_t cols,
+                   int64_t stored_bytes);
+// v (a shard) in format f, in buffers of storage, if s is converted and not already in that
+// format; otherwise v itself. *bytes: the result's element + scale bytes (unchanged if v).
+WeightView convert_weight(const TensorSlot& s, const WeightView& v, WeightFormat f, WeightStorage& storage,
+                          kernels::ThreadPool* pool, int64_t* bytes);
+
 struct LoadOptions {
   ShardSpec shard;
-  int threads = 1;  // for dummy generation
+  int threads = 1;  // for dummy generation and load-time conversion
+  WeightFormat weight_format = WeightFormat::Stored;
 };
 // Loads a Hugging Face checkpoint directory (config.json + safetensors), validating every
 // tensor's presence, shape, dtype and FP8 scales. Weights are memory-mapped, not copied.

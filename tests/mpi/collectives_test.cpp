@@ -1,6 +1,7 @@
 // Every collective against exact expected values: on the MPI world, on the single-rank
 // communicator, and with the chunked (> max count) paths forced by a tiny max count.
 // Values are small integers in float, so sums are exact.
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -95,6 +96,45 @@ void check_all_to_all_v(Communicator& c, int64_t base) {
   }
 }
 
+// Two started exchanges (the micro-batch overlap's use): a blocking collective and progress()
+// calls between start and wait, waited in reverse order; each delivers its own bytes.
+void check_async_all_to_all_v(Communicator& c, int64_t base) {
+  const int me = c.rank(), P = c.size();
+  struct X {
+    std::vector<int64_t> sb, so, rb, ro;
+    std::vector<uint8_t> send, recv;
+    int ticket = -1;
+  } x[2];
+  for (int k = 0; k < 2; ++k) {
+    auto bytes = [&](int s, int d) -> int64_t { return (s + d + k) % 3 == 0 ? 0 : base + 13 * s + 5 * d + k; };
+    X& e = x[k];
+    e.sb.resize(P), e.so.resize(P), e.rb.resize(P), e.ro.resize(P);
+    int64_t off = 0;
+    for (int d = 0; d < P; ++d) e.so[d] = off, e.sb[d] = bytes(me, d), off += e.sb[d];
+    e.send.resize(std::max<int64_t>(off, 1));
+    for (int d = 0; d < P; ++d)
+      for (int64_t i = 0; i < e.sb[d]; ++i) e.send[e.so[d] + i] = pattern(me + 7 * k, d, i);
+    off = 0;
+    for (int s = 0; s < P; ++s) e.ro[s] = off, e.rb[s] = bytes(s, me), off += e.rb[s];
+    e.recv.assign(std::max<int64_t>(off, 1), 0xAB);
+  }
+  for (X& e : x)
+    e.ticket = c.start_all_to_all_v(e.send.data(), e.sb.data(), e.so.data(), e.recv.data(), e.rb.data(), e.ro.data(),
+                                    "test async a2av");
+  float v = 1.0f;
+  c.all_reduce_sum(&v, 1, "test between");
+  EXPECT_EQ(v, static_cast<float>(P));
+  c.progress();
+  c.wait_all_to_all_v(x[1].ticket);
+  c.progress();
+  c.wait_all_to_all_v(x[0].ticket);
+  for (int k = 0; k < 2; ++k)
+    for (int s = 0; s < P; ++s)
+      EXPECT_TRUE(all_equal(x[k].recv.data() + x[k].ro[s], x[k].rb[s], [&](int64_t i) { return pattern(s + 7 * k, me, i); },
+                            "async all_to_all_v #" + std::to_string(k) + " base=" + std::to_string(base) + " from " +
+                                std::to_string(s)));
+}
+
 void check_broadcast(Communicator& c, int64_t large_bytes) {
   const int me = c.rank(), P = c.size();
   for (int root = 0; root < P; ++root) {
@@ -125,6 +165,7 @@ void check_collectives(Communicator& c, int64_t large_floats) {
   check_counts(c, false);
   check_counts(c, true);
   for (int64_t base : {int64_t{0}, int64_t{1}, int64_t{1000}, large_floats * 4 / P}) check_all_to_all_v(c, base);
+  for (int64_t base : {int64_t{0}, int64_t{1000}, large_floats * 4 / P}) check_async_all_to_all_v(c, base);
   check_broadcast(c, large_floats * 4);
   c.barrier("test barrier");
 }

@@ -171,7 +171,7 @@ TEST(Topology, SyntaxAndKeyErrors) {
   EXPECT_EQ(parse_error(with("ranks_per_node: 2\n", "ranks_per_node: [2\n")).substr(0, 8), "t.yaml:8");
   EXPECT_EQ(parse_error(with("tensor_parallel: 4", "tensor_paralel: 4")),
             "t.yaml:8: unknown key 'tensor_paralel' in the topology; expected one of: name, nodes, ranks_per_node, "
-            "tensor_parallel, attention_data_parallel, expert_parallel, experts, threads_per_rank, mpi");
+            "tensor_parallel, attention_data_parallel, expert_parallel, experts, threads_per_rank, pin_threads, mpi");
   EXPECT_EQ(parse_error(with("{host: b, slots: 8,", "{host: b, slot: 8,")),
             "t.yaml:4: unknown key 'slot' in nodes[1]; expected one of: host, slots, memory_gb");
   EXPECT_EQ(parse_error(std::string(kBase) + "experts:\n  placement: contiguous\n  redundnat: {}\n"),
