@@ -73,10 +73,10 @@ struct V256 {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
   }
 
-  // ---- int8-activation path (simd_kernels.h, nt_qx): 32 bytes = 8 int32 lanes ----
+  // ---- int8-activation path (simd_kernels.h, nt_qx): 8 int32 lanes per vector ----
   // No AVX-VNNI assumed: vpmaddubsw (u8 x s8 pairs to s16) + vpmaddwd (pairs to s32).
   using ireg = __m256i;
-  static constexpr int nt_rows_q(int mb) { return mb == 1 ? 4 : 2; }
+  static constexpr int nt_rows_q(int mb, bool) { return mb == 1 ? 4 : 2; }  // 16 registers
   static ireg loadi(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
   static void storei(void* p, ireg v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
   static reg abs(reg v) { return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF))); }
@@ -94,48 +94,62 @@ struct V256 {
     const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
     _mm_storel_epi64(static_cast<__m128i*>(p), _mm_packs_epi16(h, h));
   }
-  // I4 activation layout: each 32 bytes as even elements, then odd ones (see prep_w).
-  static ireg deinterleave(ireg v) {
+  // I4 activation layout: 64 elements (a, b) become their even elements (a) and odd ones (b),
+  // the order of the low and high nibbles of 32 weight bytes (prep_w).
+  static void deinterleave(ireg& a, ireg& b) {
     const ireg even_odd = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,
                                            0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-    return _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, even_odd), _MM_SHUFFLE(3, 1, 2, 0));
+    constexpr int order = _MM_SHUFFLE(3, 1, 2, 0);  // [e0 o0 e1 o1] -> [e0 e1 o0 o1]
+    const ireg sa = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(a, even_odd), order);
+    const ireg sb = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(b, even_odd), order);
+    a = _mm256_permute2x128_si256(sa, sb, 0x20), b = _mm256_permute2x128_si256(sa, sb, 0x31);
   }
-  // 32 weights. I4: 16 bytes of nibbles as q + 8 (0..15), low nibbles (even elements) in bytes
-  // 0-15, high ones in 16-31 (x is stored in that order). I8: as stored.
+  // 32 weight bytes. I8: one vector as stored. I4: 64 nibbles as q + 8 (0..15), low nibbles
+  // (even elements) in w[0], high (odd) in w[1].
   template <DType D>
-  static ireg prep_w(const void* p) {
+  static void prep_w(const void* p, ireg* w) {
+    const ireg b = loadi(p);
     if constexpr (D == DType::I4) {
-      const __m128i b = _mm_loadu_si128(static_cast<const __m128i*>(p)), m = _mm_set1_epi8(15);
-      return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+      const ireg m = _mm256_set1_epi8(15);
+      w[0] = _mm256_and_si256(b, m), w[1] = _mm256_and_si256(_mm256_srli_epi16(b, 4), m);
     } else {
-      return loadi(p);
+      w[0] = b;
     }
   }
-  // Per lane, minus 8 times the sum of the lane's 4 activations (the I4 bias); I8 needs none.
+  // Per lane, minus 8 times the sum of the lane's 8 activations (the I4 bias); I8 needs none.
   template <DType D>
-  static ireg ncorr(ireg x) {
-    if constexpr (D == DType::I8) return _mm256_setzero_si256();
-    else return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), x), _mm256_set1_epi16(-1));
+  static ireg ncorr(const ireg* x) {
+    if constexpr (D == DType::I8) {
+      return _mm256_setzero_si256();
+    } else {
+      const ireg e = _mm256_set1_epi8(8);
+      const ireg s16 = _mm256_add_epi16(_mm256_maddubs_epi16(e, x[0]), _mm256_maddubs_epi16(e, x[1]));
+      return _mm256_madd_epi16(s16, _mm256_set1_epi16(-1));
+    }
   }
-  // Exact sum of each lane's 4 products. I8: |w| * (x with w's sign), so vpmaddubsw's pair sums
-  // stay below 2^15 (|w|, |x| <= 127).
+  // Exact sum of each lane's products. I8: |w| * (x with w's sign), so vpmaddubsw's pair sums
+  // stay below 2^15 (|w|, |x| <= 127); I4: 4 products of nibbles (<= 15) and x stay below too.
   template <DType D>
-  static ireg idot(ireg nc, ireg w, ireg x) {
+  static ireg idot(ireg nc, const ireg* w, const ireg* x) {
     const ireg ones = _mm256_set1_epi16(1);
-    if constexpr (D == DType::I8)
-      return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w)), ones);
-    else
-      return _mm256_add_epi32(nc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones));
+    if constexpr (D == DType::I8) {
+      return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w[0]), _mm256_sign_epi8(x[0], w[0])), ones);
+    } else {
+      const ireg s16 = _mm256_add_epi16(_mm256_maddubs_epi16(w[0], x[0]), _mm256_maddubs_epi16(w[1], x[1]));
+      return _mm256_add_epi32(nc, _mm256_madd_epi16(s16, ones));
+    }
   }
-  // Lane l gets s[idx[l]] (NG scales at s, one per group of the 32 elements).
+  // Lane l gets s[idx[l]] (NG scales at s, one per group of a chunk).
   template <int NG>
   static reg expand(const float* s, ireg idx) {
     if constexpr (NG == 1) {
       return _mm256_set1_ps(*s);
-    } else {
-      static_assert(NG == 2, "32 elements hold at most 2 groups of 16");
+    } else if constexpr (NG == 2) {
       const __m128 v = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s)));
       return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), idx);
+    } else {
+      static_assert(NG == 4, "a chunk holds at most 64 elements, 4 groups of 16");
+      return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(s)), idx);
     }
   }
 };

@@ -51,8 +51,8 @@ static inline int64_t nt_tile_rows(int64_t K) {
 // dot products per group, one f32 multiply-add per group with both scales. A group of x with a
 // NaN or an infinity gets a NaN scale. Beyond it (and in the scalar kernels) x stays f32.
 constexpr int64_t kNtQuantMaxM = 32;
-// That int8 copy of x: kNtQuantMaxM rows of K padded to 64 bytes, plus a scale per 16.
-static inline int64_t nt_qx_floats(int64_t K) { return kNtQuantMaxM * (K + 64) * 5 / 16; }
+// That int8 copy of x: kNtQuantMaxM rows of K bytes padded below K + 128, plus a scale per 16.
+static inline int64_t nt_qx_floats(int64_t K) { return kNtQuantMaxM * (K + 128) * 5 / 16; }
 static inline int64_t nt_scratch_floats(int64_t K) {
   const int64_t tile = (kNtDirectMaxM + nt_tile_rows(K)) * K, qx = nt_qx_floats(K);
   return tile > qx ? tile : qx;

@@ -1,4 +1,5 @@
-// Load-time re-quantization of weights (see quant.h). Scalar: it runs once per weight.
+// Load-time re-quantization of weights (see quant.h). Portable code, written so the compiler
+// can vectorize the per-group loops (no libm call per element): it runs once per weight.
 #include "kernels/quant.h"
 
 #include <algorithm>
@@ -17,43 +18,44 @@ namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Nearest integer, ties to even, for |v| < 2^22: adding 1.5 * 2^23 leaves no fraction bits, so
+// the FPU rounds (default mode) as std::nearbyint would, without a libm call per element.
+inline float round_even(float v) {
+  constexpr float kMagic = 12582912.0f;
+  return (v + kMagic) - kMagic;
+}
+
 // max |x| of a group, or NaN if an element is not finite.
 float group_amax(const float* x, int64_t n) {
-  float a = 0.0f;
-  for (int64_t i = 0; i < n; ++i) {
-    if (!std::isfinite(x[i])) return std::nanf("");
-    a = std::max(a, std::fabs(x[i]));
-  }
-  return a;
+  float a = 0.0f, z = 0.0f;  // z: sum of x * 0, NaN iff some x is NaN or infinite
+  for (int64_t i = 0; i < n; ++i) a = std::max(a, std::fabs(x[i])), z += x[i] * 0.0f;
+  return z == 0.0f ? a : std::nanf("");
 }
 
 // I4 group: q[i] in [-8, 7], returns the scale.
 float quantize_group_i4(const float* x, int64_t n, int8_t* q) {
   float m = 0.0f;  // signed value of largest magnitude
-  for (int64_t i = 0; i < n; ++i) {
-    if (!std::isfinite(x[i])) {
-      std::fill(q, q + n, 0);
-      return std::nanf("");
-    }
+  for (int64_t i = 0; i < n; ++i)
     if (std::fabs(x[i]) > std::fabs(m)) m = x[i];
-  }
-  if (m == 0.0f) {
+  const bool finite = std::isfinite(group_amax(x, n));
+  if (!finite || m == 0.0f) {
     std::fill(q, q + n, 0);
-    return 0.0f;
+    return finite ? 0.0f : std::nanf("");
   }
-  int8_t t[64];
-  float best_err = INFINITY, best_d = 0.0f;
+  float t[64];
+  float best_fit = -1.0f, best_d = 0.0f;
   for (float c : {-8.0f, -7.5f, -7.0f, -8.5f}) {  // c = -8 is Q4_0; the others trade the extreme
     const float inv = c / m;                     // for a finer step on the rest
-    double xq = 0, qq = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      t[i] = static_cast<int8_t>(std::clamp(std::nearbyint(x[i] * inv), -8.0f, 7.0f));
-      xq += static_cast<double>(x[i]) * t[i], qq += static_cast<double>(t[i]) * t[i];
+    for (int64_t i = 0; i < n; ++i) t[i] = std::clamp(round_even(x[i] * inv), -8.0f, 7.0f);
+    float xq = 0, qq = 0;
+    for (int64_t i = 0; i < n; ++i) xq += x[i] * t[i], qq += t[i] * t[i];
+    // With the least-squares scale d = xq / qq the squared error is sum x^2 - xq^2 / qq:
+    // the best candidate has the largest xq^2 / qq.
+    const float fit = xq * xq / qq;
+    if (fit > best_fit) {
+      best_fit = fit, best_d = xq / qq;
+      for (int64_t i = 0; i < n; ++i) q[i] = static_cast<int8_t>(t[i]);
     }
-    const float d = static_cast<float>(xq / qq);  // least-squares scale for these q
-    double err = 0;
-    for (int64_t i = 0; i < n; ++i) err += (x[i] - d * t[i]) * static_cast<double>(x[i] - d * t[i]);
-    if (err < best_err) best_err = static_cast<float>(err), best_d = d, std::memcpy(q, t, n);
   }
   return best_d;
 }
@@ -88,22 +90,18 @@ void quantize_row_i8(const float* x, int64_t n, int64_t G, int8_t* q, float* sca
     scales[g] = zero ? amax : amax / 127.0f;
     const float inv = zero ? 0.0f : 127.0f / amax;
     for (int64_t i = 0; i < len; ++i)
-      q[c0 + i] = static_cast<int8_t>(std::clamp(std::nearbyint(x[c0 + i] * inv), -127.0f, 127.0f));
+      q[c0 + i] = static_cast<int8_t>(std::clamp(round_even(x[c0 + i] * inv), -127.0f, 127.0f));
   }
 }
 
 void quantize_row_i4(const float* x, int64_t n, int64_t G, uint8_t* q, float* scales) {
-  std::memset(q, 0x88, (n + 1) / 2);  // an odd row's last high nibble: 8, i.e. zero
-  int8_t t[64];
+  int8_t t[64] = {};
   for (int64_t g = 0; g * G < n; ++g) {
     const int64_t c0 = g * G, len = std::min(G, n - c0);
     scales[g] = quantize_group_i4(x + c0, len, t);
-    for (int64_t i = 0; i < len; ++i) {  // G is even, so c0 + i has the parity of i
-      const int64_t e = c0 + i;
-      const uint8_t nib = static_cast<uint8_t>(t[i] + 8);
-      q[e / 2] = (e & 1) ? static_cast<uint8_t>((q[e / 2] & 0x0F) | (nib << 4))
-                         : static_cast<uint8_t>((q[e / 2] & 0xF0) | nib);
-    }
+    if (len % 2) t[len] = 0;  // an odd row's last high nibble: 8, i.e. zero
+    for (int64_t i = 0; i < len; i += 2)  // G is even: groups start on a byte
+      q[(c0 + i) / 2] = static_cast<uint8_t>((t[i] + 8) | ((t[i + 1] + 8) << 4));
   }
 }
 

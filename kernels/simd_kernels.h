@@ -233,9 +233,15 @@ void scale_x(const float* x, int64_t ldx, int64_t M, const WeightView& w, int64_
 }
 
 // ---- I8 / I4 weights times int8 activations (kNtQuantMaxM, kernel_table.h) ----
-// A chunk is E = 4 W bytes of x (W int32 lanes of 4 products); chunks never straddle a group
-// boundary badly: G and E are both 16, 32 or 64, so a chunk holds NG = E / G whole groups, or
-// lies inside one. Lane l of a chunk sums 4 products of one group, number idx[l] of the chunk.
+// A chunk is the CE elements of one weight vector (4 W bytes): I8 4 W elements, one x vector;
+// I4 8 W, two x vectors (even and odd elements, see V::deinterleave) summed into the same int32
+// lanes. G and CE are powers of two >= 16, so a chunk holds NG = CE / G whole groups or lies
+// inside one; lane l sums products of one group, number idx[l] among the chunk's groups
+// (elements 4l.. of the chunk for I8, 8l.. for I4).
+template <DType D>
+constexpr int kXVecs = D == DType::I4 ? 2 : 1;
+template <class V, DType D>
+constexpr int kChunk = kXVecs<D> * 4 * V::W;
 
 // x rows as int8 (q rows ld_q bytes apart, padded with zeros) and one scale per group.
 struct QxRows {
@@ -245,12 +251,12 @@ struct QxRows {
 };
 
 // Row x[0, K) as int8 per group of G (kNtQuantMaxM documents the rounding), zero-padded to Kp
-// bytes and ceil(Kp / G) scales. I4 stores each E-byte chunk as its even, then its odd elements,
-// the order in which V::prep_w unpacks nibbles.
+// bytes (a multiple of the chunk and of G), and Kp / G scales. I4 stores each chunk as its even,
+// then its odd elements, the order in which V::prep_w unpacks nibbles.
 template <class V, DType D>
 void quantize_x_row(const float* x, int64_t K, int64_t G, int64_t Kp, int8_t* q, float* s) {
   using reg = typename V::reg;
-  constexpr int W = V::W, E = 4 * W;
+  constexpr int W = V::W;
   int64_t g = 0;
   for (int64_t k0 = 0; k0 < K; k0 += G, ++g) {
     const float* src = x + k0;
@@ -274,43 +280,50 @@ void quantize_x_row(const float* x, int64_t K, int64_t G, int64_t Kp, int8_t* q,
   }
   const int64_t kg = g * G;  // bytes written so far (whole groups)
   std::memset(q + kg, 0, Kp - kg);
-  for (int64_t e = (Kp + G - 1) / G; g < e; ++g) s[g] = 0.0f;
-  if constexpr (D == DType::I4)
-    for (int64_t c = 0; c < Kp; c += E) V::storei(q + c, V::deinterleave(V::loadi(q + c)));
+  for (; g < Kp / G; ++g) s[g] = 0.0f;
+  if constexpr (D == DType::I4) {
+    constexpr int E = 4 * W;
+    for (int64_t c = 0; c < Kp; c += 2 * E) {
+      typename V::ireg a = V::loadi(q + c), b = V::loadi(q + c + E);
+      V::deinterleave(a, b);
+      V::storei(q + c, a), V::storei(q + c + E, b);
+    }
+  }
 }
 
 // Rows [n, n + R) of w times the MB rows of xr: accumulators in f32 per row pair, one integer
 // dot product per chunk and row pair, scaled by (weight scale x activation scale) per lane.
-template <class V, DType D, int NG, int R, int MB>
+// G is a template argument so that chunk -> group is a shift, not a division.
+template <class V, DType D, int G, int R, int MB>
 void nt_group_qx(const QxRows& xr, const WeightView& w, int64_t n, float* y, int64_t ldy,
                  typename V::ireg idx) {
   using reg = typename V::reg;
   using ireg = typename V::ireg;
-  constexpr int E = 4 * V::W;
-  const int64_t K = w.cols, G = w.block_cols;
-  const char* rp[R];
-  const float* sp[R];
+  constexpr int E = 4 * V::W, CE = kChunk<V, D>, XV = kXVecs<D>, NG = G < CE ? CE / G : 1;
+  const int64_t K = w.cols, ldb = byte_off<D>(w.ld), lds = w.scale_ld;
+  const char* w0 = q_row<D>(w, n);
+  const float* s0 = fp8_scale_row(w, n) + w.col0 / G;
   reg acc[R][MB];
 #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    rp[r] = q_row<D>(w, n + r);
-    sp[r] = fp8_scale_row(w, n + r) + w.col0 / G;
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
     for (int m = 0; m < MB; ++m) acc[r][m] = V::zero();
-  }
-  auto step = [&](int64_t c, const char* const* wp, const float* const* swp) {
-    ireg xv[MB], nc[MB];
+  // Chunk c: weights of row r at wp + r * wld, their scales at sp + r * sld.
+  auto step = [&](int64_t c, const char* wp, int64_t wld, const float* sp, int64_t sld) {
+    ireg xv[MB][XV], nc[MB];
     reg sx[MB];
 #pragma GCC unroll 16
     for (int m = 0; m < MB; ++m) {
-      xv[m] = V::loadi(xr.q + m * xr.ld_q + c);
+#pragma GCC unroll 2
+      for (int v = 0; v < XV; ++v) xv[m][v] = V::loadi(xr.q + m * xr.ld_q + c + v * E);
       nc[m] = V::template ncorr<D>(xv[m]);
       sx[m] = V::template expand<NG>(xr.s + m * xr.ld_s + c / G, idx);
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const ireg wv = V::template prep_w<D>(wp[r]);
-      const reg sw = V::template expand<NG>(swp[r], idx);
+      ireg wv[XV];
+      V::template prep_w<D>(wp + r * wld, wv);
+      const reg sw = V::template expand<NG>(sp + r * sld, idx);
 #pragma GCC unroll 16
       for (int m = 0; m < MB; ++m) {
         const reg d = V::cvt(V::template idot<D>(nc[m], wv, xv[m]));
@@ -318,23 +331,30 @@ void nt_group_qx(const QxRows& xr, const WeightView& w, int64_t n, float* y, int
       }
     }
   };
-  const char* wp[R];
-  const float* swp[R];
+  // Rows are often one 4 KB page (I8, K = 4096), where the hardware prefetchers stop: fetch
+  // the next R rows (which nt_rows_qx reads next) a whole block ahead, into L2 only (in L1, R
+  // rows 4 KB apart plus as many prefetched ones overflow a set's 8 ways). The next rows'
+  // scales (R * lds floats, contiguous) are fetched R * NG floats per chunk.
+  const char* pre = w0 + R * ldb;
+  const char* pre_s = reinterpret_cast<const char*>(s0 + R * lds);
+  constexpr int kScaleBytes = R * NG * 4;
   int64_t c = 0;
-  for (; c + E <= K; c += E) {
+  for (; c + CE <= K; c += CE) {
 #pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) wp[r] = rp[r] + byte_off<D>(c), swp[r] = sp[r] + c / G;
-    step(c, wp, swp);
+    for (int r = 0; r < R; ++r) __builtin_prefetch(pre + r * ldb + byte_off<D>(c), 0, 2);
+#pragma GCC unroll 4
+    for (int b = 0; b < kScaleBytes; b += 64) __builtin_prefetch(pre_s + c / CE * kScaleBytes + b, 0, 2);
+    step(c, w0 + byte_off<D>(c), ldb, s0 + c / G, lds);
   }
   if (c < K) {  // end of the rows: zero-padded copies (x is zero there), nothing read past them
-    alignas(64) char wt[R][E] = {};
-    alignas(16) float st[R][4] = {};
+    alignas(64) char wt[R][E] = {};  // a chunk's weights are E bytes (I8 and I4)
+    alignas(32) float st[R][8] = {};
     const int64_t groups = (K - c + G - 1) / G;
     for (int r = 0; r < R; ++r) {
-      std::memcpy(wt[r], rp[r] + byte_off<D>(c), byte_len<D>(K - c)), wp[r] = wt[r];
-      std::memcpy(st[r], sp[r] + c / G, groups * 4), swp[r] = st[r];
+      std::memcpy(wt[r], w0 + r * ldb + byte_off<D>(c), byte_len<D>(K - c));
+      std::memcpy(st[r], s0 + r * lds + c / G, groups * 4);
     }
-    step(c, wp, swp);
+    step(c, wt[0], E, st[0], 8);
   }
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
@@ -342,18 +362,18 @@ void nt_group_qx(const QxRows& xr, const WeightView& w, int64_t n, float* y, int
     for (int m = 0; m < MB; ++m) y[m * ldy + n + r] = V::reduce(acc[r][m]);
 }
 
-template <class V, DType D, int NG, int MB>
+template <class V, DType D, int G, int MB>
 void nt_rows_qx(const QxRows& xr, const WeightView& w, int64_t n0, int64_t n1, float* y,
                 int64_t ldy, typename V::ireg idx) {
-  constexpr int R = V::nt_rows_q(MB);
+  constexpr int R = V::nt_rows_q(MB, D == DType::I4);
   int64_t n = n0;
-  for (; n + R <= n1; n += R) nt_group_qx<V, D, NG, R, MB>(xr, w, n, y, ldy, idx);
-  for (; n < n1; ++n) nt_group_qx<V, D, NG, 1, MB>(xr, w, n, y, ldy, idx);
+  for (; n + R <= n1; n += R) nt_group_qx<V, D, G, R, MB>(xr, w, n, y, ldy, idx);
+  for (; n < n1; ++n) nt_group_qx<V, D, G, 1, MB>(xr, w, n, y, ldy, idx);
 }
 
 // As nt_blocks: beyond kNtDirectMaxM rows of x, blocks of weight rows that stay in L2 while
 // successive 4-row chunks of x pass (the integers are used as stored, nothing is decoded).
-template <class V, DType D, int NG>
+template <class V, DType D, int G>
 void nt_blocks_qx(const QxRows& xr, int64_t M, const WeightView& w, int64_t n0, int64_t n1,
                   float* y, int64_t ldy, typename V::ireg idx) {
   const int64_t row_bytes = byte_len<D>(w.cols) + 1;
@@ -364,12 +384,12 @@ void nt_blocks_qx(const QxRows& xr, int64_t M, const WeightView& w, int64_t n0, 
     auto at = [&](int64_t m0) {
       return QxRows{xr.q + m0 * xr.ld_q, xr.s + m0 * xr.ld_s, xr.ld_q, xr.ld_s};
     };
-    for (; m + 4 <= M; m += 4) nt_rows_qx<V, D, NG, 4>(at(m), w, nb, ne, y + m * ldy, ldy, idx);
+    for (; m + 4 <= M; m += 4) nt_rows_qx<V, D, G, 4>(at(m), w, nb, ne, y + m * ldy, ldy, idx);
     float* ym = y + m * ldy;
     switch (M - m) {
-      case 3: nt_rows_qx<V, D, NG, 3>(at(m), w, nb, ne, ym, ldy, idx); break;
-      case 2: nt_rows_qx<V, D, NG, 2>(at(m), w, nb, ne, ym, ldy, idx); break;
-      case 1: nt_rows_qx<V, D, NG, 1>(at(m), w, nb, ne, ym, ldy, idx); break;
+      case 3: nt_rows_qx<V, D, G, 3>(at(m), w, nb, ne, ym, ldy, idx); break;
+      case 2: nt_rows_qx<V, D, G, 2>(at(m), w, nb, ne, ym, ldy, idx); break;
+      case 1: nt_rows_qx<V, D, G, 1>(at(m), w, nb, ne, ym, ldy, idx); break;
       default: break;
     }
   }
@@ -379,21 +399,22 @@ void nt_blocks_qx(const QxRows& xr, int64_t M, const WeightView& w, int64_t n0, 
 template <class V, DType D>
 void nt_qx(const float* x, int64_t ldx, int64_t M, const WeightView& w, int64_t n0, int64_t n1,
            float* y, int64_t ldy, float* scratch) {
-  constexpr int W = V::W, E = 4 * W;
+  constexpr int W = V::W, CE = kChunk<V, D>;
   const int64_t K = w.cols, G = w.block_cols;
-  const int64_t step = G > E ? G : E, Kp = (K + step - 1) / step * step;
+  const int64_t step = G > CE ? G : CE, Kp = (K + step - 1) / step * step;
   int8_t* q = reinterpret_cast<int8_t*>(scratch);
   float* s = scratch + M * Kp / 4;  // Kp is a multiple of 32
   for (int64_t m = 0; m < M; ++m)
     quantize_x_row<V, D>(x + m * ldx, K, G, Kp, q + m * Kp, s + m * (Kp / G));
   const QxRows xr{q, s, Kp, Kp / G};
   alignas(64) int32_t lane_group[W];
-  for (int l = 0; l < W; ++l)  // I4 lanes: even elements in the first half, odd in the second
-    lane_group[l] = static_cast<int32_t>((D == DType::I8 ? 4 * l : 8 * (l % (W / 2))) / G);
+  for (int l = 0; l < W; ++l) lane_group[l] = static_cast<int32_t>((D == DType::I8 ? 4 * l : 8 * l) / G);
   const typename V::ireg idx = V::loadi(lane_group);
-  if (G >= E) return nt_blocks_qx<V, D, 1>(xr, M, w, n0, n1, y, ldy, idx);
-  if (G * 2 == E) return nt_blocks_qx<V, D, 2>(xr, M, w, n0, n1, y, ldy, idx);
-  if constexpr (E >= 64) nt_blocks_qx<V, D, 4>(xr, M, w, n0, n1, y, ldy, idx);
+  switch (G) {
+    case 16: return nt_blocks_qx<V, D, 16>(xr, M, w, n0, n1, y, ldy, idx);
+    case 32: return nt_blocks_qx<V, D, 32>(xr, M, w, n0, n1, y, ldy, idx);
+    default: return nt_blocks_qx<V, D, 64>(xr, M, w, n0, n1, y, ldy, idx);
+  }
 }
 
 template <class V, DType D>

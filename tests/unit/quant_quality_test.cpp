@@ -33,6 +33,15 @@ struct Bound {
 
 class WeightDtype : public ::testing::TestWithParam<test::GoldenCase> {
  protected:
+  // logits(f) with the portable kernels, which keep x in f32 where the SIMD I8 / I4 kernels
+  // round it to int8 (kernel_table.h, kNtQuantMaxM): the weights' own cost.
+  std::vector<float> logits_f32_x(WeightFormat f) {
+    const kernels::Isa saved = kernels::active_isa();
+    kernels::set_isa(kernels::Isa::Scalar);
+    std::vector<float> l = logits(f);
+    kernels::set_isa(saved);
+    return l;
+  }
   // Logits [2 sequences x S, vocab]: positions < P prefilled, the rest decoded one at a time.
   std::vector<float> logits(WeightFormat f, const std::string& dir = "") {
     LoadOptions lo;
@@ -100,12 +109,26 @@ TEST_P(WeightDtype, CostAgainstStoredWeights) {
       {WeightFormat::Int8, 0.88, 0.15}, {WeightFormat::Int4, 0.55, 1.0},
   };
   for (const Bound& b : bounds) {
-    const Quality q = compare(logits(b.f), ref);
+    const std::vector<float> l = logits(b.f);
+    const Quality q = compare(l, ref);
     std::printf("| %-18s | %-6s | %.4f | %.5f | %.4f |\n", GetParam().name.c_str(),
                 weight_format_name(b.f), q.top1, q.mean_abs, q.max_abs);
     SCOPED_TRACE(weight_format_name(b.f));
     EXPECT_GE(q.top1, b.min_top1);
     EXPECT_LE(q.mean_abs, b.max_mean);
+    if ((b.f == WeightFormat::Int8 || b.f == WeightFormat::Int4) && kernels::active_isa() != kernels::Isa::Scalar) {
+      // The same weights with x in f32, and the rounding of x alone (SIMD against portable).
+      const std::vector<float> f32x = logits_f32_x(b.f);
+      const Quality w = compare(f32x, ref), x = compare(l, f32x);
+      std::printf("| %-18s | %s, x f32 | %.4f | %.5f | %.4f |\n", GetParam().name.c_str(), weight_format_name(b.f),
+                  w.top1, w.mean_abs, w.max_abs);
+      std::printf("| %-18s | %s: x int8 vs x f32 | %.4f | %.5f | %.4f |\n", GetParam().name.c_str(),
+                  weight_format_name(b.f), x.top1, x.mean_abs, x.max_abs);
+      // Rounding x to int8 per group costs far less than the weights' own rounding.
+      EXPECT_LE(x.mean_abs, 0.5 * w.mean_abs + 0.01);
+      EXPECT_LE(q.mean_abs, 1.3 * w.mean_abs + 0.01);
+      EXPECT_GE(x.top1, b.f == WeightFormat::Int8 ? 0.9 : 0.8);
+    }
     // Tensors already in the format are kept as stored: bf16 of a BF16 checkpoint changes nothing.
     // (fp8 of an FP8 checkpoint still converts its BF16 lm_head.)
     if (b.f == WeightFormat::BF16 && !fp8_ckpt) {

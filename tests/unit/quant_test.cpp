@@ -1,6 +1,7 @@
-// I8 / I4 group-scaled weights: quantizers, GEMMs of every ISA against a double-precision
-// reference that decodes the bytes independently, row and column slices, partial last groups,
-// and load-time conversion between formats (kernels/quant.h).
+// I8 / I4 group-scaled weights: quantizers, GEMMs of every ISA and kernel table against a
+// double-precision reference that decodes the bytes independently (and, where the SIMD kernels
+// round x to int8, models that rounding), row and column slices, partial last groups, and
+// load-time conversion between formats (kernels/quant.h).
 #include <gtest/gtest.h>
 
 #include <algorithm>
