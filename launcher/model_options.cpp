@@ -9,6 +9,7 @@
 
 #include "kernels/gemm.h"
 #include "runtime/error.h"
+#include "runtime/int_list.h"
 #include "runtime/load_stats.h"
 #include "runtime/plan.h"
 #include "runtime/topology.h"
@@ -49,25 +50,8 @@ void ModelOptions::add(CLI::App* app) {
 }
 
 std::vector<int32_t> parse_ids(const std::string& s) {
-  std::vector<int32_t> ids;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t end = s.find(',', start);
-    if (end == std::string::npos) end = s.size();
-    std::string item = s.substr(start, end - start);
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (...) {
-      used = 0;
-    }
-    if (item.empty() || used != item.size() || v < 0 || v > INT32_MAX)
-      throw Error(fmt::format("--ids: '{}' (item {}) is not a non-negative integer", item, ids.size() + 1));
-    ids.push_back(static_cast<int32_t>(v));
-    start = end + 1;
-  }
-  return ids;
+  const std::vector<int64_t> v = parse_int_list(s, "--ids", 0, INT32_MAX, "a non-negative integer");
+  return std::vector<int32_t>(v.begin(), v.end());
 }
 
 namespace {

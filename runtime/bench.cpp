@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/error.h"
+#include "runtime/int_list.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
 #include "runtime/scheduler.h"
@@ -268,29 +269,13 @@ ServeResult serve_level(Coordinator& co, const BenchOptions& o, int64_t C, std::
 }  // namespace
 
 std::vector<int64_t> parse_batch_list(const std::string& s, const std::string& option, bool allow_empty) {
-  std::vector<int64_t> out;
-  if (s.empty() && allow_empty) return out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t end = s.find(',', start);
-    if (end == std::string::npos) end = s.size();
-    const std::string item = s.substr(start, end - start);
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (...) {
-      used = 0;
-    }
-    if (item.empty() || used != item.size() || v < 1)
-      throw Error(fmt::format("{}: '{}' (item {}) is not a positive integer", option, item, out.size() + 1));
-    if (v > 65536)
-      throw Error(fmt::format("{}: {} (item {}) exceeds the limit of 65536", option, v, out.size() + 1));
-    if (std::find(out.begin(), out.end(), v) != out.end()) throw Error(fmt::format("{}: {} appears twice", option, v));
-    out.push_back(v);
-    start = end + 1;
-  }
-  return out;
+  if (s.empty() && allow_empty) return {};
+  std::vector<int64_t> seen;
+  return parse_int_list(s, option, 1, INT64_MAX, "a positive integer", [&](int64_t v, size_t item) {
+    if (v > 65536) throw Error(fmt::format("{}: {} (item {}) exceeds the limit of 65536", option, v, item));
+    if (std::find(seen.begin(), seen.end(), v) != seen.end()) throw Error(fmt::format("{}: {} appears twice", option, v));
+    seen.push_back(v);
+  });
 }
 
 void validate(const BenchOptions& o, const ModelConfig& c) {

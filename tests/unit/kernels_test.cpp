@@ -16,6 +16,7 @@
 
 #include "kernels/dtype.h"
 #include "kernels/gemm.h"
+#include "unit/isa_util.h"
 #include "kernels/ops.h"
 #include "kernels/threadpool.h"
 #include "kernels/weight_view.h"
@@ -48,17 +49,8 @@ double ref_bf16(uint16_t h) { return u2f(static_cast<uint32_t>(h) << 16); }
 
 bool same(double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
 
-// Every ISA this CPU runs; the guard restores the active one.
-std::vector<Isa> isas() {
-  std::vector<Isa> v;
-  for (Isa i : {Isa::Scalar, Isa::AVX2, Isa::AVX512})
-    if (isa_supported(i)) v.push_back(i);
-  return v;
-}
-struct IsaGuard {
-  Isa saved = active_isa();
-  ~IsaGuard() { set_isa(saved); }
-};
+using test::isas;
+using test::IsaGuard;
 
 constexpr DType kDtypes[] = {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3};
 

@@ -18,27 +18,12 @@ std::string name(const Topo& t, const std::string& overlap) {
          overlap;
 }
 
-// Logits [S, vocab] of sequence 0's golden tokens: prefill of the first positions, then decode.
-std::vector<float> run_logits(const test::GoldenCase& c, const Topo& t, const std::string& overlap,
-                              const SafetensorsFile& golden) {
-  const TensorInfo& tok = golden.tensors().at(c.prefix + "tokens");
-  const TensorInfo& dec = golden.tensors().at(c.prefix + "decode_logits");
-  const int64_t S = tok.shape[1], P = S - dec.shape[1];
-  std::string ids;
-  for (int64_t i = 0; i < S; ++i) ids += (i ? "," : "") + std::to_string(reinterpret_cast<const int32_t*>(tok.data)[i]);
-  const std::string out = ::testing::TempDir() + "/overlap_" + c.name + "_" + name(t, overlap) + ".safetensors";
-  test::RunResult r = test::run(test::mpirun_dsrt(t.np) + " logits --model " + c.model_dir + " --ids " + ids +
-                                    " --decode-from " + std::to_string(P) + " --tp " + std::to_string(t.tp) +
-                                    " --ep " + std::to_string(t.ep) + " --overlap " + overlap +
-                                    " --threads 1 --log-level warn --out " + out,
-                                180);
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  if (r.exit_code != 0) return {};
-  SafetensorsFile f(out);
-  const TensorInfo& l = f.tensors().at("logits");
-  const float* p = reinterpret_cast<const float*>(l.data);
-  return std::vector<float>(p, p + l.nbytes / 4);
+std::vector<float> run_logits(const test::GoldenCase& c, const Topo& t, const std::string& overlap) {
+  return test::mpirun_golden_logits(
+      c, t.np, "--tp " + std::to_string(t.tp) + " --ep " + std::to_string(t.ep) + " --overlap " + overlap,
+      "overlap_" + name(t, overlap));
 }
+
 
 class Overlap : public ::testing::TestWithParam<test::GoldenCase> {};
 
@@ -49,7 +34,7 @@ TEST_P(Overlap, OnAndOffReproduceTheGoldenLogitsAndAgree) {
   const int64_t V = ref.shape[2];
   // np 4 tp 2: two data-parallel groups, so the on/off decision comes from the whole step.
   for (const Topo& t : {Topo{2, 1, 2}, Topo{4, 1, 4}, Topo{4, 2, 4}}) {
-    const std::vector<float> on = run_logits(c, t, "on", golden), off = run_logits(c, t, "off", golden);
+    const std::vector<float> on = run_logits(c, t, "on"), off = run_logits(c, t, "off");
     ASSERT_FALSE(on.empty()) << name(t, "on");
     ASSERT_EQ(on.size(), off.size()) << name(t, "on");
     const int64_t n = static_cast<int64_t>(on.size());

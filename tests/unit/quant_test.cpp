@@ -14,6 +14,7 @@
 
 #include "kernels/dtype.h"
 #include "kernels/gemm.h"
+#include "unit/isa_util.h"
 #include "kernels/kernel_table.h"  // kNtQuantMaxM and the per-ISA tables
 #include "kernels/quant.h"
 #include "kernels/threadpool.h"
@@ -30,16 +31,8 @@ std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -1.0f, float h
   return v;
 }
 
-std::vector<Isa> isas() {
-  std::vector<Isa> v;
-  for (Isa i : {Isa::Scalar, Isa::AVX2, Isa::AVX512})
-    if (isa_supported(i)) v.push_back(i);
-  return v;
-}
-struct IsaGuard {
-  Isa saved = active_isa();
-  ~IsaGuard() { set_isa(saved); }
-};
+using test::isas;
+using test::IsaGuard;
 
 // A quantized [rows, cols] parent and an independent decoder of its bytes.
 struct QParent {

@@ -9,7 +9,10 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
+
+#include "runtime/safetensors.h"
 
 namespace dsrt::test {
 
@@ -59,6 +62,27 @@ std::vector<GoldenCase> golden_cases() {
 }
 
 void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.name; }
+
+std::vector<float> mpirun_golden_logits(const GoldenCase& c, int np, const std::string& args, const std::string& tag,
+                                        int64_t* tokens) {
+  SafetensorsFile golden(c.golden);
+  const TensorInfo& tok = golden.tensors().at(c.prefix + "tokens");          // [2, S] ids
+  const TensorInfo& dec = golden.tensors().at(c.prefix + "decode_logits");  // [2, S - P, V]
+  const int64_t S = tok.shape[1], P = S - dec.shape[1];
+  if (tokens) *tokens = S;
+  std::string ids;
+  for (int64_t i = 0; i < S; ++i) ids += (i ? "," : "") + std::to_string(reinterpret_cast<const int32_t*>(tok.data)[i]);
+  const std::string out = ::testing::TempDir() + "/" + tag + "_" + c.name + ".safetensors";
+  const RunResult r = run(mpirun_dsrt(np) + " logits --model " + c.model_dir + " --ids " + ids + " --decode-from " +
+                              std::to_string(P) + " " + args + " --threads 1 --log-level warn --out " + out,
+                          180);
+  EXPECT_EQ(r.exit_code, 0) << tag << "\n" << r.output;
+  if (r.exit_code != 0) return {};
+  SafetensorsFile f(out);
+  const TensorInfo& l = f.tensors().at("logits");
+  const float* p = reinterpret_cast<const float*>(l.data);
+  return std::vector<float>(p, p + l.nbytes / 4);
+}
 
 Diff diff(const float* a, const float* b, int64_t n) {
   Diff d;

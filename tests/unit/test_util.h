@@ -29,6 +29,13 @@ struct GoldenCase {
 std::vector<GoldenCase> golden_cases();
 void PrintTo(const GoldenCase& c, std::ostream* os);
 
+// `mpirun -np np dsrt logits <args>` on the golden tokens of sequence 0: a prefill of the
+// positions before the golden decode rows, then one-token decode steps. Returns the logits
+// [tokens, vocab] (tokens also through `tokens`), or nothing after a gtest failure naming the
+// exit code. `tag` names the output file in the test temp dir.
+std::vector<float> mpirun_golden_logits(const GoldenCase& c, int np, const std::string& args, const std::string& tag,
+                                        int64_t* tokens = nullptr);
+
 struct Diff {
   double max_abs = 0, mean_abs = 0;
 };
