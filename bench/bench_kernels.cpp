@@ -219,16 +219,19 @@ void BM_PrefillBf16(benchmark::State& st) {
   uint64_t s = 9;
   for (float& v : x) v = unit(s);
   ThreadPool* p = pool(static_cast<int>(st.range(1)));
+  set_bf16_activations(st.range(2) != 0);  // the path is opt-in (--bf16-activations)
   for (auto _ : st) {
     gemm_nt(x.data(), K, M, w, y.data(), N, p);
     benchmark::DoNotOptimize(y.data());
   }
   st.counters["GFLOPS"] = benchmark::Counter(2.0 * M * N * K * st.iterations() / 1e9, benchmark::Counter::kIsRate);
   st.SetLabel(gemm_nt_rounds_x_to_bf16(w, M) ? "avx512_bf16" : "f32 path");
+  set_bf16_activations(false);
 }
+// bf16:0 is the default f32 path on the same weights, for the ratio.
 BENCHMARK(BM_PrefillBf16)
-    ->ArgNames({"M", "threads"})
-    ->ArgsProduct({{8, 16, 32, 128, 512}, {1, 2}})
+    ->ArgNames({"M", "threads", "bf16"})
+    ->ArgsProduct({{2, 3, 4, 8, 16, 32, 128, 512}, {1, 2}, {0, 1}})
     ->UseRealTime()
     ->MinTime(0.3)
     ->Unit(benchmark::kMillisecond);

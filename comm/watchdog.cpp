@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <sched.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -141,6 +142,10 @@ int Watchdog::wait(int n, MPI_Request* requests) {
     const auto waited_us = std::chrono::duration_cast<std::chrono::microseconds>(now - t0).count();
     if (waited_us < kSpinMicros) continue;  // short collectives finish within the spin
     if (now >= deadline) deadline_exceeded();
+    if (waited_us < kYieldMicros) {  // large exchanges: sleeping between polls stalled them
+      sched_yield();
+      continue;
+    }
     // Back off so ranks idling in a collective leave the cores to the others, but only by an
     // eighth of the time waited: Open MPI progresses a transfer only inside MPI_Test, so a long
     // sleep would stretch a collective that is still moving data.

@@ -41,8 +41,12 @@ class Watchdog {
   static constexpr double kSettleSeconds = 1.2;
   // A reporting rank aborts by itself if rank 0 has not ended the job after this long.
   static constexpr double kGraceSeconds = 4.0;
-  // wait(): busy-poll this long, then sleep between polls up to kMaxSleepMicros.
+  // wait(): busy-poll kSpinMicros, then poll with sched_yield until kYieldMicros (a transfer
+  // in flight keeps moving: Open MPI progresses it only inside MPI_Test, and a yield hands the
+  // core only to a runnable peer), then sleep between polls up to kMaxSleepMicros (an idle rank,
+  // e.g. a server between requests, leaves its core).
   static constexpr int64_t kSpinMicros = 50;
+  static constexpr int64_t kYieldMicros = 20000;
   static constexpr int64_t kMaxSleepMicros = 1000;
 
   static Watchdog& instance();

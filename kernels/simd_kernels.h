@@ -98,7 +98,16 @@ void nt_group(const float* x, int64_t ldx, const WeightView& w, int64_t n, float
       }
     }
   }
-  for (; k + W <= K; k += W) step(ExactTag<true>{}, xs, k, rp, k);
+  // Rows of 2048 bf16 are one 4 KB page, where the hardware prefetchers stop: fetch the next R
+  // rows (the next group of nt_rows) a whole group ahead, into L2, one line per 64 bytes.
+  const char* pre = row_ptr(w, n + R, es);
+  const int64_t ld_bytes = w.ld * es;
+  for (; k + W <= K; k += W) {
+    if (((k * es) & 63) == 0)
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) __builtin_prefetch(pre + r * ld_bytes + k * es, 0, 2);
+    step(ExactTag<true>{}, xs, k, rp, k);
+  }
   if (k < K) {  // tail: zero-padded copies, so nothing is read past a row
     const int64_t c = K - k;
     alignas(64) float xt[MB][W] = {};

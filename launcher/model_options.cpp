@@ -24,7 +24,7 @@ void ModelOptions::add(CLI::App* app) {
   app->add_option("--seed", seed, "seed of the dummy weights and of sampling");
   app->add_option("--threads", threads, "compute threads (default: all cores)")->check(CLI::Range(1, 4096));
   app->add_flag("--bf16-activations", bf16_activations,
-                "BF16 weights, >= 8 rows: round activations to bf16 for AVX512_BF16 dot products (faster prefill, "
+                "BF16 weights, >= 2 rows: round activations to bf16 for AVX512_BF16 dot products (faster prefill and batched decode, "
                 "relative error up to 2^-8 per product)");
   app->add_flag("--pin", pin, "pin each compute thread to one core; local rank r takes cores [r x threads, ...)");
   app->add_option("--num-layers", num_layers, "with --load-format dummy: keep only the first N layers")

@@ -252,13 +252,22 @@ void ExpertGroup::all_to_all(comm::Communicator& ep, int64_t layer, const float*
   }
   if (M > 1 && local) local();
 
-  std::fill(out, out + T * D, 0.0f);
+  // A token's first returned sum is copied, the others added: no zeroing pass over out.
+  written_.assign(T, 0);  // [T] 1 once out row t holds a sum
   for (int i = 0; i < M; ++i) {
     MicroBatch& m = mb_[i];
     t0 = Clock::now();
     ep.wait_all_to_all_v(m.ticket);
     st.combine_s += since(t0);
-    for (int64_t j = 0; j < m.n_send; ++j) kernels::axpy(1.0f, m.back.data() + j * D, out + m.src_token[j] * D, D);
+    for (int64_t j = 0; j < m.n_send; ++j) {
+      const int32_t t = m.src_token[j];
+      if (written_[t]) {
+        kernels::axpy(1.0f, m.back.data() + j * D, out + t * D, D);
+      } else {
+        std::memcpy(out + t * D, m.back.data() + j * D, D * sizeof(float));
+        written_[t] = 1;
+      }
+    }
     for (int p = 0; p < P; ++p) {
       const int64_t sent = (m.send_n[p] * rec + m.recv_n[p] * D) * 4, got = (m.recv_n[p] * rec + m.send_n[p] * D) * 4;
       stats_.bytes_sent += sent;
@@ -267,6 +276,8 @@ void ExpertGroup::all_to_all(comm::Communicator& ep, int64_t layer, const float*
       st.bytes_received += got;
     }
   }
+  for (int64_t t = 0; t < T; ++t)
+    if (!written_[t]) std::fill(out + t * D, out + (t + 1) * D, 0.0f);  // routed to no rank
   if (M == 1 && local) local();
 }
 

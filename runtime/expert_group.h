@@ -114,6 +114,7 @@ class ExpertGroup {
   // Reused buffers.
   std::vector<float> send_, recv_, back_, result_, xs_, ys_, mlp_;
   std::vector<int32_t> ids_, order_, offsets_, fill_;
+  std::vector<uint8_t> written_;  // [T] combine: out row t holds a sum
   std::vector<int64_t> send_n_, recv_n_, counts2_;
   MicroBatch mb_[2];
   comm::Communicator* progress_ = nullptr;  // set while exchanges are in flight during run_local

@@ -68,8 +68,10 @@ bool have_bf16_path() {
 
 // Shapes cover the 4 x 4 register blocks and their M / N tails, K tails (masked loads), and K
 // beyond one 2048-element chunk (partial sums added across chunks).
-const Case kCases[] = {{8, 16, 64},  {9, 5, 33},   {13, 37, 200},    {130, 21, 2048},
-                       {7 + 8, 3, 1}, {64, 9, 4100}, {128, 17, 3072 + 7}};
+// M of 2 and 3 are the small per-expert batches of batched decode.
+const Case kCases[] = {{8, 16, 64},  {9, 5, 33},    {13, 37, 200},     {130, 21, 2048},
+                       {7 + 8, 3, 1}, {64, 9, 4100}, {128, 17, 3072 + 7}, {2, 19, 2048 + 5},
+                       {3, 4, 96}};
 
 TEST(GemmBf16, ExactActivationsMatchReference) {
   Bf16On on;
@@ -87,12 +89,13 @@ TEST(GemmBf16, RoundedActivationsWithinBf16Bound) {
   }
 }
 
-TEST(GemmBf16, OnlyLargeMBf16AndAvx512) {
+TEST(GemmBf16, OnlyFromTwoRowsBf16AndAvx512) {
   std::vector<uint16_t> w(4, 0);
   WeightView bf{DType::BF16, w.data(), 2, 2, 2}, f32{DType::F32, w.data(), 1, 2, 2};
   EXPECT_FALSE(gemm_nt_rounds_x_to_bf16(bf, 1 << 20));  // off by default
   Bf16On on;
-  EXPECT_FALSE(gemm_nt_rounds_x_to_bf16(bf, 1));  // decode keeps f32 activations
+  EXPECT_FALSE(gemm_nt_rounds_x_to_bf16(bf, 1));  // batch-1 decode keeps f32 activations
+  EXPECT_EQ(gemm_nt_rounds_x_to_bf16(bf, 2), have_bf16_path());  // from 2 rows on
   EXPECT_FALSE(gemm_nt_rounds_x_to_bf16(f32, 1 << 20));
   if (isa_supported(Isa::AVX2)) {
     const Isa saved = active_isa();
