@@ -462,50 +462,21 @@ void nt_typed(const float* x, int64_t ldx, int64_t M, const WeightView& w, int64
   }
 }
 
-// Columns [j, j + nc) (nc <= kNnVecs * W) of y = x · w for x rows [0, MB), streaming w by rows.
-// fp8: the scale is per lane when the tile straddles a column block (PerLane), otherwise one
-// scalar per row block, folded into the broadcast x value.
-template <class V, DType D, int MB, bool PerLane>
-void nn_tile(const float* x, int64_t ldx, const WeightView& w, int64_t j, int64_t nc, float* y,
-             int64_t ldy) {
+// Columns [j, j + nc) (nc <= kNnVecs * W) of y = x · w for x rows [0, MB), streaming w by rows:
+// load(k, wv) decodes row k's tile into the NV vectors wv and returns the factor for x[m, k].
+template <class V, int MB, class Load>
+void nn_tile_rows(const float* x, int64_t ldx, int64_t rows, int64_t j, int64_t nc, float* y,
+                  int64_t ldy, Load&& load) {
   using reg = typename V::reg;
   constexpr int W = V::W, NV = V::kNnVecs, T = NV * W;
-  constexpr int64_t es = kElemSize<D>;
-  const bool full = nc == T;
-  reg acc[MB][NV], sv[NV];
-  float s = 1.0f;
-#pragma GCC unroll 16
-  for (int v = 0; v < NV; ++v) sv[v] = V::set1(1.0f);
+  reg acc[MB][NV];
 #pragma GCC unroll 16
   for (int m = 0; m < MB; ++m)
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) acc[m][v] = V::zero();
-  alignas(64) char wt[T * es] = {};  // zero-padded row for a partial tile
-  int64_t block_end = 0;             // fp8: first row of the next row block of scales
-  for (int64_t k = 0; k < w.rows; ++k) {
-    if constexpr (D == DType::F8_E4M3) {
-      if (k == block_end) {
-        const float* srow = fp8_scale_row(w, k);
-        block_end = ((w.row0 + k) / w.block_rows + 1) * w.block_rows - w.row0;
-        if constexpr (!PerLane) {
-          s = srow[(w.col0 + j) / w.block_cols] * kFp8Unscale;
-        } else {
-          alignas(64) float t[T];
-          for (int i = 0; i < T; ++i)
-            t[i] = i < nc ? srow[(w.col0 + j + i) / w.block_cols] * kFp8Unscale : 0.0f;
-#pragma GCC unroll 16
-          for (int v = 0; v < NV; ++v) sv[v] = V::loadu(t + v * W);
-        }
-      }
-    }
-    const char* p = row_ptr(w, k, es) + j * es;
-    if (!full) p = static_cast<const char*>(std::memcpy(wt, p, nc * es));
+  for (int64_t k = 0; k < rows; ++k) {
     reg wv[NV];
-#pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) {
-      wv[v] = V::template load_w<D>(p + v * W * es);
-      if constexpr (PerLane) wv[v] = V::mul(wv[v], sv[v]);
-    }
+    const float s = load(k, wv);
 #pragma GCC unroll 16
     for (int m = 0; m < MB; ++m) {
       const reg xb = V::set1(x[m * ldx + k] * s);
@@ -523,43 +494,67 @@ void nn_tile(const float* x, int64_t ldx, const WeightView& w, int64_t j, int64_
   }
 }
 
-// I8 / I4 form of nn_tile: every row has its own group scales, one per weight vector.
+// Float weights (F32, BF16, F16, F8_E4M3). fp8: the scale is per lane when the tile straddles a
+// column block (PerLane), otherwise one scalar per row block, folded into the broadcast x value.
+template <class V, DType D, int MB, bool PerLane>
+void nn_tile(const float* x, int64_t ldx, const WeightView& w, int64_t j, int64_t nc, float* y,
+             int64_t ldy) {
+  using reg = typename V::reg;
+  constexpr int W = V::W, NV = V::kNnVecs, T = NV * W;
+  constexpr int64_t es = kElemSize<D>;
+  const bool full = nc == T;
+  reg sv[NV];
+  float s = 1.0f;
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; ++v) sv[v] = V::set1(1.0f);
+  alignas(64) char wt[T * es] = {};  // zero-padded row for a partial tile
+  int64_t block_end = 0;             // fp8: first row of the next row block of scales
+  nn_tile_rows<V, MB>(x, ldx, w.rows, j, nc, y, ldy, [&](int64_t k, reg* wv) {
+    if constexpr (D == DType::F8_E4M3) {
+      if (k == block_end) {
+        const float* srow = fp8_scale_row(w, k);
+        block_end = ((w.row0 + k) / w.block_rows + 1) * w.block_rows - w.row0;
+        if constexpr (!PerLane) {
+          s = srow[(w.col0 + j) / w.block_cols] * kFp8Unscale;
+        } else {
+          alignas(64) float t[T];
+          for (int i = 0; i < T; ++i)
+            t[i] = i < nc ? srow[(w.col0 + j + i) / w.block_cols] * kFp8Unscale : 0.0f;
+#pragma GCC unroll 16
+          for (int v = 0; v < NV; ++v) sv[v] = V::loadu(t + v * W);
+        }
+      }
+    }
+    const char* p = row_ptr(w, k, es) + j * es;
+    if (!full) p = static_cast<const char*>(std::memcpy(wt, p, nc * es));
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) {
+      wv[v] = V::template load_w<D>(p + v * W * es);
+      if constexpr (PerLane) wv[v] = V::mul(wv[v], sv[v]);
+    }
+    return s;
+  });
+}
+
+// I8 / I4 weights: every row has its own group scales, one per weight vector.
 template <class V, DType D, int MB>
 void nn_tile_q(const float* x, int64_t ldx, const WeightView& w, int64_t j, int64_t nc, float* y,
                int64_t ldy) {
   using reg = typename V::reg;
   constexpr int W = V::W, NV = V::kNnVecs, T = NV * W;
   const bool full = nc == T;
-  reg acc[MB][NV];
-#pragma GCC unroll 16
-  for (int m = 0; m < MB; ++m)
-#pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) acc[m][v] = V::zero();
   int64_t gi[NV];  // group of each vector; vectors past nc reuse the last (their weights are 0)
   for (int v = 0; v < NV; ++v) gi[v] = (w.col0 + j + min64(v * W, nc - 1)) / w.block_cols;
   alignas(64) char wt[T] = {};  // zero-padded row for a partial tile
-  for (int64_t k = 0; k < w.rows; ++k) {
+  nn_tile_rows<V, MB>(x, ldx, w.rows, j, nc, y, ldy, [&](int64_t k, reg* wv) {
     const char* p = q_row<D>(w, k) + byte_off<D>(j);
     if (!full) p = static_cast<const char*>(std::memcpy(wt, p, byte_len<D>(nc)));
     const float* srow = fp8_scale_row(w, k);
-    reg wv[NV];
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v)
       wv[v] = V::mul(V::template load_q<D>(p + byte_off<D>(v * W)), V::set1(srow[gi[v]]));
-#pragma GCC unroll 16
-    for (int m = 0; m < MB; ++m) {
-      const reg xb = V::set1(x[m * ldx + k]);
-#pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) acc[m][v] = V::fmadd(xb, wv[v], acc[m][v]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int m = 0; m < MB; ++m) {
-    alignas(64) float out[T];
-#pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) V::storeu(out + v * W, acc[m][v]);
-    std::memcpy(y + m * ldy + j, out, nc * 4);
-  }
+    return 1.0f;
+  });
 }
 
 template <class V, DType D, int MB, bool PerLane>

@@ -51,6 +51,7 @@ bool same(double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == 
 
 using test::isas;
 using test::IsaGuard;
+using test::random_vec;
 
 constexpr DType kDtypes[] = {DType::F32, DType::BF16, DType::F16, DType::F8_E4M3};
 
@@ -116,22 +117,12 @@ Parent make_parent(DType dt, int64_t rows, int64_t cols, uint32_t seed, int64_t 
   return p;
 }
 
-std::vector<float> random_vec(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& f : v) f = u(rng);
-  return v;
-}
-
 // Runs gemm_nt (nn = false) or gemm_nn on view v of p and checks every output and the padding.
 void check_gemm(bool nn, const Parent& p, const WeightView& v, int64_t M, ThreadPool* pool) {
-  const int64_t K = nn ? v.rows : v.cols, N = nn ? v.cols : v.rows;
-  const int64_t ldx = K + 5, ldy = N + 3;
-  const std::vector<float> x = random_vec(M * ldx, static_cast<uint32_t>(M * 7 + K));
-  std::vector<float> y(M * ldy, 777.0f);
-  if (nn) gemm_nn(x.data(), ldx, M, v, y.data(), ldy, pool);
-  else gemm_nt(x.data(), ldx, M, v, y.data(), ldy, pool);
+  const test::GemmRun r = test::run_gemm(nn, v, M, pool);
+  const int64_t K = r.K, N = r.N, ldx = r.ldx, ldy = r.ldy;
+  const std::vector<float>& x = r.x;
+  const std::vector<float>& y = r.y;
   std::vector<double> wd(N * K);  // wd[n * K + k]: the weight in y = x · wdᵀ orientation
   for (int64_t n = 0; n < N; ++n)
     for (int64_t k = 0; k < K; ++k)

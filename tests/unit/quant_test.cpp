@@ -23,16 +23,9 @@
 namespace dsrt::kernels {
 namespace {
 
-std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (float& f : v) f = u(rng);
-  return v;
-}
-
 using test::isas;
 using test::IsaGuard;
+using test::random_vec;
 
 // A quantized [rows, cols] parent and an independent decoder of its bytes.
 struct QParent {
@@ -122,20 +115,16 @@ void check_y(bool nn, bool qx, const QParent& p, const WeightView& v, const std:
         ++bad;
       }
     }
-    for (int64_t n = 0; n < ldy; ++n)
+    for (int64_t n = 0; n < ldy; ++n) {
       if (n < n0 || n >= n1) ASSERT_EQ(y[m * ldy + n], 777.0f) << "y[" << m << ", " << n << "] written";
+    }
   }
 }
 
 // gemm_nt (nn = false) or gemm_nn on view v (at offset r0, c0 of p) against double sums.
 void check_gemm(bool nn, const QParent& p, const WeightView& v, int64_t M, ThreadPool* pool) {
-  const int64_t K = nn ? v.rows : v.cols, N = nn ? v.cols : v.rows;
-  const int64_t ldx = K + 5, ldy = N + 3;
-  const std::vector<float> x = random_vec(M * ldx, static_cast<uint32_t>(M * 7 + K));
-  std::vector<float> y(M * ldy, 777.0f);
-  if (nn) gemm_nn(x.data(), ldx, M, v, y.data(), ldy, pool);
-  else gemm_nt(x.data(), ldx, M, v, y.data(), ldy, pool);
-  check_y(nn, !nn && rounds_x(v, M), p, v, x, ldx, M, y, ldy, 0, N);
+  const test::GemmRun r = test::run_gemm(nn, v, M, pool);
+  check_y(nn, !nn && rounds_x(v, M), p, v, r.x, r.ldx, M, r.y, r.ldy, 0, r.N);
 }
 
 std::string trace(Isa isa, DType dt, int64_t M, int64_t G) {
