@@ -30,6 +30,20 @@ void rms_norm(const float* x, int64_t ldx, const float* gamma, float eps, int64_
   }
 }
 
+void add_rms_norm(float* h, int64_t ldh, const float* d, int64_t ldd, const float* gamma, float eps,
+                  int64_t n_rows, int64_t dim, float* y, int64_t ldy) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    float* hr = h + r * ldh;
+    const float* dr = d + r * ldd;
+    float* yr = y + r * ldy;
+    for (int64_t i = 0; i < dim; ++i) hr[i] += dr[i];
+    // The row (28 KB at hidden 7168) is still in L1/L2 for the two passes below.
+    const float ss = detail::active_kernels().dot(hr, hr, dim);
+    const float inv = static_cast<float>(1.0 / std::sqrt(static_cast<double>(ss) / dim + eps));
+    for (int64_t i = 0; i < dim; ++i) yr[i] = hr[i] * inv * gamma[i];
+  }
+}
+
 void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];

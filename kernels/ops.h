@@ -9,6 +9,11 @@ namespace dsrt::kernels {
 void rms_norm(const float* x, int64_t ldx, const float* gamma, float eps, int64_t n_rows,
               int64_t dim, float* y, int64_t ldy);
 
+// The residual step before a norm in one pass over h: h[r, :] += d[r, :], then y[r, :] =
+// rms_norm(h[r, :]) while the row is in cache. Rows ldh / ldd / ldy apart; y must not alias h or d.
+void add_rms_norm(float* h, int64_t ldh, const float* d, int64_t ldd, const float* gamma, float eps,
+                  int64_t n_rows, int64_t dim, float* y, int64_t ldy);
+
 // out[i] = silu(gate[i]) * up[i] for i < n; out may alias gate or up.
 void silu_mul(const float* gate, const float* up, int64_t n, float* out);
 

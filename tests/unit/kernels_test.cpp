@@ -408,6 +408,29 @@ TEST(Ops, RmsNorm) {
   }
 }
 
+TEST(Ops, AddRmsNorm) {
+  const int64_t rows = 3, dim = 999, ldh = dim + 5, ldd = dim + 3, ldy = dim + 2;
+  const auto h0 = random_vec(rows * ldh, 5), d = random_vec(rows * ldd, 6), g = random_vec(dim, 7);
+  auto h = h0;
+  std::vector<float> y(rows * ldy, 9.0f);
+  add_rms_norm(h.data(), ldh, d.data(), ldd, g.data(), 1e-6f, rows, dim, y.data(), ldy);
+  for (int64_t r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (int64_t i = 0; i < dim; ++i) {
+      const float sum = h0[r * ldh + i] + d[r * ldd + i];
+      ASSERT_EQ(h[r * ldh + i], sum);
+      ss += double(sum) * sum;
+    }
+    const double inv = 1 / std::sqrt(ss / dim + 1e-6);
+    for (int64_t i = 0; i < dim; ++i) {
+      const double want = double(h[r * ldh + i]) * inv * g[i];
+      ASSERT_NEAR(y[r * ldy + i], want, 1e-5 * std::fabs(want) + 1e-7);
+    }
+    EXPECT_EQ(y[r * ldy + dim], 9.0f);
+    for (int64_t i = dim; i < ldh; ++i) EXPECT_EQ(h[r * ldh + i], h0[r * ldh + i]);  // padding untouched
+  }
+}
+
 TEST(Ops, Softmax) {
   std::vector<float> x = {1000.0f, 999.0f, 998.0f, -1000.0f, 0.0f};
   softmax(x.data(), 5);
