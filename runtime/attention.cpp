@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numbers>
 
+#include "kernels/attention.h"
 #include "kernels/gemm.h"
 #include "kernels/ops.h"
 #include "kernels/threadpool.h"
@@ -36,6 +37,49 @@ void per_head(const Ctx& ctx, int64_t H, const Fn& fn) {
   ctx.pool->parallel_for(H, 1, [&fn](int64_t b, int64_t e, int) {
     for (int64_t h = b; h < e; ++h) fn(h, nullptr);
   });
+}
+
+// o_lat[T·H, C] from qc[T·H, C + R]: each run of consecutive tokens of one sequence is one
+// latent_attention problem (rows t·H + h, last = the token's position), cut into units of up to
+// 64 rows (a kernel tile) and at least two units when that is all the work, so batch-1 decode
+// still uses both threads. Units are dealt round-robin: a causal prefill's later rows cost more,
+// and contiguous shares would give the last thread most of the work.
+void latent_attention(const Ctx& ctx, LatentKVCache& cache, int64_t layer, int64_t T, int64_t H, int64_t C,
+                      const TokenPos* tokens, float scale, AttentionScratch& s) {
+  const int64_t DK = cache.dim(), bs = cache.block_size();
+  const int nthreads = ctx.pool ? ctx.pool->size() : 1;
+  const int64_t U = std::clamp<int64_t>((T * H + nthreads - 1) / nthreads, 1, 64);
+  grow(s.last, T * H);
+  s.units.clear();
+  s.blocks.clear();
+  for (int64_t t0 = 0; t0 < T;) {
+    int64_t t1 = t0 + 1, max_pos = tokens[t0].pos;
+    while (t1 < T && tokens[t1].seq == tokens[t0].seq) max_pos = std::max(max_pos, tokens[t1++].pos);
+    const int64_t first_block = static_cast<int64_t>(s.blocks.size()), n_blocks = max_pos / bs + 1;
+    for (int64_t b = 0; b < n_blocks; ++b) s.blocks.push_back(cache.row(tokens[t0].seq, layer, b * bs));
+    for (int64_t t = t0; t < t1; ++t) std::fill_n(s.last.data() + t * H, H, tokens[t].pos);
+    for (int64_t r = t0 * H; r < t1 * H; r += U)
+      s.units.push_back({r, std::min(t1 * H, r + U), first_block, n_blocks});
+    t0 = t1;
+  }
+  if (s.scores.size() < static_cast<size_t>(nthreads)) s.scores.resize(nthreads);
+  const size_t need = kernels::latent_attention_scratch_floats(U, bs, DK);
+  auto work = [&](int64_t thread) {
+    std::vector<float>& sc = s.scores[thread];
+    grow(sc, need);
+    for (size_t i = thread; i < s.units.size(); i += nthreads) {
+      const AttentionScratch::Unit& u = s.units[i];
+      kernels::latent_attention(s.qc.data() + u.r0 * DK, DK, u.r1 - u.r0, s.last.data() + u.r0,
+                                s.blocks.data() + u.first_block, u.n_blocks, bs, DK, DK, C, scale,
+                                s.o_lat.data() + u.r0 * C, C, sc.data());
+    }
+  };
+  if (nthreads > 1 && s.units.size() > 1)
+    ctx.pool->parallel_for(nthreads, 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t th = b; th < e; ++th) work(th);
+    });
+  else
+    work(0);
 }
 
 }  // namespace
@@ -89,47 +133,32 @@ void mla_forward(const Ctx& ctx, const ModelConfig& c, const AttentionWeights& w
     linear(ctx, x, D, T, w.wq, s.q.data(), H * QK);
   }
   // kv: [T, C + R] -> cache rows: kv_norm(latent) and rope(k_pe)
-  grow(s.kv, T * (C + R));
-  linear(ctx, x, D, T, w.wkv_a, s.kv.data(), C + R);
+  // qc: [T, H, C + R] query rows of the latent attention, [q_abs | q_pe] (q_pe copied here)
+  const int64_t DK = C + R;
+  grow(s.kv, T * DK);
+  grow(s.qc, T * H * DK);
+  linear(ctx, x, D, T, w.wkv_a, s.kv.data(), DK);
   for (int64_t t = 0; t < T; ++t) {
     float* row = cache.row(tokens[t].seq, layer, tokens[t].pos);  // [C + R]
-    const float* kv = s.kv.data() + t * (C + R);
+    const float* kv = s.kv.data() + t * DK;
     kernels::rms_norm(kv, C, w.kv_norm.data(), static_cast<float>(c.rms_norm_eps), 1, C, row, C);
-    std::copy(kv + C, kv + C + R, row + C);
+    std::copy(kv + C, kv + DK, row + C);
     kernels::rope_interleaved(row + C, cos_sin + t * R, R / 2);
-    for (int64_t h = 0; h < H; ++h) kernels::rope_interleaved(s.q.data() + (t * H + h) * QK + NOPE, cos_sin + t * R, R / 2);
+    for (int64_t h = 0; h < H; ++h) {
+      float* qpe = s.q.data() + (t * H + h) * QK + NOPE;  // [R]
+      kernels::rope_interleaved(qpe, cos_sin + t * R, R / 2);
+      std::copy(qpe, qpe + R, s.qc.data() + (t * H + h) * DK + C);
+    }
   }
-  // q_abs: [T, H, C] = q_nope[T, H, NOPE] · wkv_b[h, :NOPE, :]  (absorb the key half of wkv_b)
-  grow(s.q_abs, T * H * C);
+  // q_abs: [T, H, C] (in qc) = q_nope[T, H, NOPE] · wkv_b[h, :NOPE, :]  (absorb the key half of wkv_b)
   per_head(ctx, H, [&](int64_t h, kernels::ThreadPool* pool) {
-    kernels::gemm_nn(s.q.data() + h * QK, H * QK, T, w.wkv_b.row_slice(h * (NOPE + V), NOPE), s.q_abs.data() + h * C,
-                     H * C, pool);
+    kernels::gemm_nn(s.q.data() + h * QK, H * QK, T, w.wkv_b.row_slice(h * (NOPE + V), NOPE), s.qc.data() + h * DK,
+                     H * DK, pool);
   });
 
-  // o_lat: [T, H, C] = softmax(q_abs · latentᵀ + q_pe · k_peᵀ) · latent, causal per sequence
+  // o_lat: [T, H, C] = softmax(scale · qc · cacheᵀ) · latent, causal per sequence
   grow(s.o_lat, T * H * C);
-  const int nthreads = ctx.pool ? ctx.pool->size() : 1;
-  if (s.scores.size() < static_cast<size_t>(nthreads)) s.scores.resize(nthreads);
-  auto attend = [&](int64_t begin, int64_t end, int thread) {
-    std::vector<float>& sc = s.scores[thread];
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t t = i / H, h = i % H;
-      const TokenPos tp = tokens[t];
-      grow(sc, tp.pos + 1);
-      const float* qa = s.q_abs.data() + (t * H + h) * C;
-      const float* qpe = s.q.data() + (t * H + h) * QK + NOPE;
-      for (int64_t p = 0; p <= tp.pos; ++p) {
-        const float* row = cache.row(tp.seq, layer, p);
-        sc[p] = (kernels::dot(qa, row, C) + kernels::dot(qpe, row + C, R)) * scale;
-      }
-      kernels::softmax(sc.data(), tp.pos + 1);
-      float* o = s.o_lat.data() + (t * H + h) * C;
-      std::fill(o, o + C, 0.0f);
-      for (int64_t p = 0; p <= tp.pos; ++p) kernels::axpy(sc[p], cache.row(tp.seq, layer, p), o, C);
-    }
-  };
-  if (ctx.pool) ctx.pool->parallel_for(T * H, 1, attend);
-  else attend(0, T * H, 0);
+  latent_attention(ctx, cache, layer, T, H, C, tokens, scale, s);
 
   // o: [T, H, V] = o_lat · wkv_b[h, NOPE:, :]ᵀ  (the value half), then wo
   grow(s.o, T * H * V);

@@ -35,8 +35,15 @@ struct TokenPos {
 };
 
 struct AttentionScratch {
-  std::vector<float> qa, q, kv, q_abs, o_lat, o;
-  std::vector<std::vector<float>> scores;  // one per thread
+  std::vector<float> qa, q, kv, qc, o_lat, o;
+  // latent_attention work: query row ranges [r0, r1) over blocks[first_block, + n_blocks)
+  struct Unit {
+    int64_t r0, r1, first_block, n_blocks;
+  };
+  std::vector<Unit> units;
+  std::vector<const float*> blocks;
+  std::vector<int64_t> last;               // [T · H] position each query row sees up to
+  std::vector<std::vector<float>> scores;  // kernel scratch, one per thread
 };
 
 // out[T, hidden] = attention of the normalised input x[T, hidden] over this rank's heads: a
