@@ -92,6 +92,7 @@ void bf16_convert_rows(const float* x, int64_t ldx, int64_t M, int64_t K, uint16
       std::memcpy(dst + k, &v, 64);
     }
   }
+  _mm256_zeroupper();  // callers are SSE code (simd_kernels.h, before make_table)
 }
 
 void bf16_gemm_nt(const uint16_t* xb, int64_t ldxb, int64_t M, const uint16_t* w, int64_t ldw,
@@ -104,6 +105,7 @@ void bf16_gemm_nt(const uint16_t* xb, int64_t ldxb, int64_t M, const uint16_t* w
     for (; n < n1; ++n) rows_of_x<1>(xb, ldxb, M, w + n * ldw, ldw, k0, k1, acc, y + n, ldy);
     if (k1 == K) break;
   }
+  _mm256_zeroupper();
 }
 
 }  // namespace dsrt::kernels::detail
