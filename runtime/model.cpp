@@ -112,8 +112,7 @@ void Model::forward(const std::vector<Chunk>& chunks, LatentKVCache& cache, std:
     // Sum the heads' partial outputs onto this rank's token slice.
     if (tp) tp->reduce_scatter_sum(y_.data(), slice_.data(), S * D, what.c_str());
     else std::copy(y_.begin(), y_.begin() + S * D, slice_.begin());
-    for (int64_t i = 0; i < S * D; ++i) slice_[i] += h_[s0 * D + i];
-    kernels::rms_norm(slice_.data(), D, L.ffn_norm.data(), eps, S, D, xs_.data(), D);
+    kernels::add_rms_norm(slice_.data(), D, h_.data() + s0 * D, D, L.ffn_norm.data(), eps, S, D, xs_.data(), D);
     if (c.is_moe_layer(l)) {
       if (micro_batches_ == 2) moe_overlapped(L.moe, l, xs_.data(), S_real, ys_.data());
       else moe_forward(ctx_, c, L.moe, l, xs_.data(), S_real, ys_.data(), moe_scratch_, experts_);
