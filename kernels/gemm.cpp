@@ -38,6 +38,16 @@ const detail::KernelTable& table_for(Isa isa) {
 // once for all rows of x beyond kNtDirectMaxM) measured 1.3-2x faster than OpenBLAS 0.3.21
 // sgemm on Zen 4 for M <= 64 and about even at M = 128.
 constexpr int64_t kBlasMinM = 128;
+// With only AVX2 (measured on Zen 3, BM_Gemm, 2 threads) sgemm on decoded tiles wins earlier for
+// the dtypes the streaming kernels must decode to f32: at M = 16 BF16 15-17 ms against 19-30,
+// at M = 32 BF16 21.5 against 40.4, FP8 47.6 against 66.9, F32 10.8 against 14.5; at M = 8 the
+// streaming kernels still win. I8 / I4 keep their integer kernels (I8 even at M = 32, I4 2x
+// faster there).
+constexpr int64_t kBlasMinMAvx2 = 16;
+
+int64_t blas_min_m(const WeightView& w) {
+  return active_isa() == Isa::AVX2 && !is_grouped(w.dtype) ? kBlasMinMAvx2 : kBlasMinM;
+}
 // Below about this many multiply-adds per task, waking other threads costs more than it saves.
 constexpr int64_t kMinMacsPerTask = int64_t{1} << 17;
 // Weight rows / columns per work unit of the streaming kernels.
@@ -241,7 +251,7 @@ void gemm_nt(const float* x, int64_t ldx, int64_t M, const WeightView& w, float*
   if (K == 0) return zero_rows(y, ldy, M, N);
   const detail::KernelTable& kt = detail::active_kernels();
   if (use_bf16_path(w, M)) return bf16_nt(x, ldx, M, w, y, ldy, pool);
-  if (M >= kBlasMinM) return blas_nt(x, ldx, M, w, y, ldy, pool, kt);
+  if (M >= blas_min_m(w)) return blas_nt(x, ldx, M, w, y, ldy, pool, kt);
   run(pool, ceil_div(N, kNtUnit), grain_for(kNtUnit * K * M), [&](int64_t b, int64_t e) {
     kt.nt(x, ldx, M, w, b * kNtUnit, std::min(N, e * kNtUnit), y, ldy,
           scratch(detail::nt_scratch_floats(K)));
