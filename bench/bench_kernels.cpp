@@ -12,8 +12,10 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "kernels/dtype.h"
 #include "kernels/gemm.h"
+#include "kernels/ops.h"
 #include "kernels/quant.h"
 #include "kernels/threadpool.h"
 #include "kernels/weight_view.h"
@@ -232,6 +234,50 @@ void BM_PrefillBf16(benchmark::State& st) {
 BENCHMARK(BM_PrefillBf16)
     ->ArgNames({"M", "threads", "bf16"})
     ->ArgsProduct({{2, 3, 4, 8, 16, 32, 128, 512}, {1, 2}, {0, 1}})
+    ->UseRealTime()
+    ->MinTime(0.3)
+    ->Unit(benchmark::kMillisecond);
+
+// Args: context, tokens, naive. Absorbed-MLA attention at DeepSeek's latent width (Dk 576 =
+// 512 + 64, Dv 512), 16 heads, 64-row cache blocks, 1 thread: `tokens` new tokens (the last of
+// a `context`-long sequence, causal) against the cache. naive:1 is the per-(token, head) loop
+// the runtime used before (dot over every position, softmax, axpy), for the ratio. GFLOPS
+// counts 2 * (Dk + Dv) per (row, visible position); SgemmPeak above is the ceiling.
+void BM_LatentAttention(benchmark::State& st) {
+  constexpr int64_t H = 16, Dk = 576, Dv = 512, bs = 64;
+  const int64_t ctx = st.range(0), T = st.range(1), n_blocks = (ctx + bs - 1) / bs, Nq = T * H;
+  std::vector<float> cache(n_blocks * bs * Dk), q(Nq * Dk), o(Nq * Dv);
+  uint64_t s = 5;
+  for (float& v : cache) v = unit(s);
+  for (float& v : q) v = unit(s) * 0.05f;
+  std::vector<const float*> blocks(n_blocks);
+  for (int64_t b = 0; b < n_blocks; ++b) blocks[b] = cache.data() + b * bs * Dk;
+  std::vector<int64_t> last(Nq);
+  for (int64_t i = 0; i < Nq; ++i) last[i] = ctx - T + i / H;
+  std::vector<float> scratch(latent_attention_scratch_floats(Nq, bs, Dk)), sc(ctx);
+  double visible = 0;
+  for (int64_t i = 0; i < Nq; ++i) visible += static_cast<double>(last[i] + 1);
+  for (auto _ : st) {
+    if (st.range(2) == 0) {
+      latent_attention(q.data(), Dk, Nq, last.data(), blocks.data(), n_blocks, bs, Dk, Dk, Dv, 0.07f,
+                       o.data(), Dv, scratch.data());
+    } else {
+      for (int64_t i = 0; i < Nq; ++i) {
+        for (int64_t p = 0; p <= last[i]; ++p) sc[p] = dot(q.data() + i * Dk, blocks[p / bs] + p % bs * Dk, Dk) * 0.07f;
+        softmax(sc.data(), last[i] + 1);
+        float* oi = o.data() + i * Dv;
+        std::fill(oi, oi + Dv, 0.0f);
+        for (int64_t p = 0; p <= last[i]; ++p) axpy(sc[p], blocks[p / bs] + p % bs * Dk, oi, Dv);
+      }
+    }
+    benchmark::DoNotOptimize(o.data());
+  }
+  st.counters["GFLOPS"] =
+      benchmark::Counter(2.0 * (Dk + Dv) * visible * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_LatentAttention)
+    ->ArgNames({"context", "tokens", "naive"})
+    ->ArgsProduct({{1024, 4096}, {1, 256}, {0, 1}})
     ->UseRealTime()
     ->MinTime(0.3)
     ->Unit(benchmark::kMillisecond);
