@@ -7,9 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <mutex>
 #include <stdexcept>
 #include <string>
+
+#include "kernels/blas.h"
 
 namespace dsrt::kernels {
 
@@ -44,11 +45,6 @@ Layout layout(int64_t Nq, int64_t block_rows, int64_t Dk) {
   }
   L.floats = static_cast<size_t>(L.tile * (L.chunk + 2) + L.gather * Dk);
   return L;
-}
-
-void init_blas() {  // as kernels/gemm.cpp: the caller's pool is the parallelism
-  static std::once_flag once;
-  std::call_once(once, [] { openblas_set_num_threads(1); });
 }
 
 [[noreturn]] void fail(const std::string& what) {
@@ -99,7 +95,7 @@ void latent_attention(const float* q, int64_t ldq, int64_t Nq, const int64_t* la
                       float* scratch) {
   check_args(q, ldq, Nq, last, blocks, n_blocks, block_rows, ld_kv, Dk, Dv, o, ldo, scratch);
   if (Nq == 0) return;
-  init_blas();
+  detail::init_blas();
   const Layout L = layout(Nq, block_rows, Dk);
   float* s = scratch;               // s: [tile, chunk] scores, then softmax weights
   float* m = s + L.tile * L.chunk;  // m: [tile] running max of each row's scores

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/blas.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/kernel_table.h"
 #include "kernels/threadpool.h"
@@ -86,10 +87,6 @@ float* scratch(int64_t n) {
   return buf.data();
 }
 
-void init_blas() {
-  static std::once_flag once;
-  std::call_once(once, [] { openblas_set_num_threads(1); });  // our pool is the parallelism
-}
 
 void check_args(const char* fn, const WeightView& w, int64_t M, int64_t ldx, int64_t xw,
                 int64_t ldy, int64_t yw) {
@@ -114,7 +111,7 @@ void zero_rows(float* y, int64_t ldy, int64_t M, int64_t N) {
 // Large M, y = x · Wᵀ: per unit of `rows` weight rows, dequantize to f32 and run sgemm.
 void blas_nt(const float* x, int64_t ldx, int64_t M, const WeightView& w, float* y, int64_t ldy,
              ThreadPool* pool, const detail::KernelTable& kt) {
-  init_blas();
+  detail::init_blas();
   const int64_t N = w.rows, K = w.cols;
   const int64_t rows = std::clamp<int64_t>(kTileFloats / K / 16 * 16, 16, 1024);
   run(pool, ceil_div(N, rows), grain_for(rows * K * M), [&](int64_t b, int64_t e) {
@@ -140,7 +137,7 @@ void blas_nt(const float* x, int64_t ldx, int64_t M, const WeightView& w, float*
 // Large M, y = x · W: per unit of columns, dequantize K-tiles of W and accumulate with sgemm.
 void blas_nn(const float* x, int64_t ldx, int64_t M, const WeightView& w, float* y, int64_t ldy,
              ThreadPool* pool, const detail::KernelTable& kt) {
-  init_blas();
+  detail::init_blas();
   const int64_t K = w.rows, N = w.cols;
   run(pool, ceil_div(N, kNnUnit), grain_for(kNnUnit * K * M), [&](int64_t b, int64_t e) {
     const int64_t c0 = b * kNnUnit, nc = std::min(N, e * kNnUnit) - c0;
@@ -194,6 +191,11 @@ bool bf16_activations() { return g_bf16_activations.load(std::memory_order_relax
 
 namespace detail {
 const KernelTable& active_kernels() { return table_for(active_isa()); }
+
+void init_blas() {
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });  // our pool is the parallelism
+}
 }  // namespace detail
 
 bool isa_supported(Isa isa) {
